@@ -1,0 +1,398 @@
+"""Stage 1, config: load benchmark.yaml, expand ${VAR} / ${VAR:-default}, validate into a typed Benchmark.
+
+Every problem is reported with its key path (``tasks[2].checks[0].min``) and line, all at once, as one
+ConfigError; nothing is written. The schema below is the reference for every key of benchmark.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+Slug = Annotated[str, Field(pattern=SLUG, max_length=64, description="Stable id: a-z 0-9 - _ .")]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+class Options(Schema):
+    """Generation options passed to the model. Any of them changes the cache key."""
+
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    seed: int | None = Field(None, description="Random seed, for reproducible sampling.")
+    num_predict: int | None = Field(None, ge=-2, description="Most tokens to generate (-1 no limit).")
+    num_ctx: int | None = Field(None, gt=0, description="Context window in tokens.")
+    top_k: int | None = Field(None, gt=0, description="Top-k sampling.")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling.")
+    min_p: float | None = Field(None, ge=0, le=1, description="Minimum probability sampling.")
+    repeat_penalty: float | None = Field(None, ge=0, description="Penalty for repeated tokens.")
+    stop: list[str] | None = Field(None, description="Stop sequences.")
+
+    def merged(self, override: Options | None) -> Options:
+        """These options with every field set in ``override`` replacing ours."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class Defaults(Schema):
+    options: Options = Field(default_factory=Options, description="Options for every call unless overridden.")
+    timeout_s: float = Field(600, gt=0, description="Seconds a call may take before it is given up.")
+    concurrency_per_host: int = Field(1, ge=1, le=32, description="Calls in flight at once on one host.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a transient failure (reset, 502/503).")
+    warm_up: bool = Field(True, description="Load each model with an empty prompt before its first timed call.")
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+class ModelSpec(Schema):
+    """One model under test, reached through a provider."""
+
+    id: Slug = Field(description="Stable slug used in URLs, the cache key and results.json.")
+    label: str | None = Field(None, description="Name shown on pages; defaults to the id.")
+    provider: Literal["ollama"] = Field("ollama", description="How the model is reached.")
+    model: str = Field(min_length=1, description="The provider's model tag, e.g. gemma3:27b.")
+    host: str = Field("http://localhost:11434", min_length=1, description="Base URL of the server.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers; never rendered or cached.")
+    hardware: str | None = Field(None, description="Declared hardware, shown in the environment table.")
+    options: Options | None = Field(None, description="Options overriding defaults.options for this model.")
+    think: bool | None = Field(None, description="Ask a thinking model to think (kept apart from the answer).")
+    timeout_s: float | None = Field(None, gt=0, description="Overrides defaults.timeout_s for this model.")
+
+    @property
+    def display(self) -> str:
+        return self.label or self.id
+
+    @field_validator("headers")
+    @classmethod
+    def _drop_empty_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        # "Bearer ${TOKEN:-}" with no token set must send no header rather than an empty credential.
+        return {k: val for k, val in v.items() if val.strip() and val.strip().lower() not in ("bearer", "basic")}
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"expected a URL like http://host:11434, received {v!r}")
+        return v.rstrip("/")
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+class CheckBase(Schema):
+    name: str | None = Field(None, description="Shown on the page; defaults to a summary of the check.")
+    critical: bool = Field(False, description="A failed critical check decides the task alone.")
+    weight: float = Field(1.0, gt=0, description="Weight of this check in the task's pass rate.")
+
+
+class PythonCheck(CheckBase):
+    """Run test code against the answer's Python code in the sandbox."""
+
+    type: Literal["python"]
+    code: str = Field(min_length=1, description="pytest-style test_* functions; they `import answer`.")
+    function: str | None = Field(None, description="Name the answer must define; picks its code block.")
+    timeout_s: float = Field(20, gt=0, le=600, description="Wall-clock limit for the whole test file.")
+
+
+class ContainsCheck(CheckBase):
+    type: Literal["contains", "not_contains"]
+    value: str = Field(min_length=1, description="Text that must (or must not) appear in the answer.")
+    case_sensitive: bool = Field(True, description="Compare case-sensitively.")
+
+
+class RegexCheck(CheckBase):
+    type: Literal["regex"]
+    pattern: str = Field(min_length=1, description="Python regular expression searched in the answer.")
+    flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
+    expect: bool = Field(True, description="false: the pattern must NOT match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class WordCountCheck(CheckBase):
+    type: Literal["word_count"]
+    min: int | None = Field(None, ge=0, description="Fewest words (prose only, code blocks not counted).")
+    max: int | None = Field(None, ge=1, description="Most words.")
+
+    @model_validator(mode="after")
+    def _range(self) -> WordCountCheck:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class ShellSyntaxCheck(CheckBase):
+    type: Literal["shell_syntax"]
+
+
+class CronCheck(CheckBase):
+    type: Literal["cron"]
+
+
+Check = Annotated[
+    Union[PythonCheck, ContainsCheck, RegexCheck, WordCountCheck, ShellSyntaxCheck, CronCheck],
+    Field(discriminator="type"),
+]
+CHECK_TYPES = ("python", "contains", "not_contains", "regex", "word_count", "shell_syntax", "cron")
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+
+class TaskSpec(Schema):
+    """One piece of work every model is asked to do."""
+
+    id: Slug
+    title: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, description="The user message sent to each model.")
+    system: str | None = Field(None, description="Optional system prompt.")
+    reference: str | None = Field(None, description="Notes on a good answer; shown on the page, given to the judge.")
+    options: Options | None = Field(None, description="Options overriding the model's for this task.")
+    checks: list[Check] = Field(default_factory=list, description="Objective checks on each answer.")
+
+
+class JudgeSpec(Schema):
+    model: Slug = Field(description="Id of a model in `models` that judges pairs of answers.")
+
+
+class ReportSpec(Schema):
+    show_hosts: bool = Field(True, description="false: hosts are shown as 'redacted'.")
+    reviews: str = Field("reviews.yaml", description="Human reviews file, relative to benchmark.yaml.")
+
+
+class Benchmark(Schema):
+    """The whole benchmark.yaml."""
+
+    title: str = Field(min_length=1)
+    description: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    judge: JudgeSpec | None = None
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    # Set by load(), not by the file.
+    source_sha256: str = Field("", exclude=True)
+    source_path: str = Field("", exclude=True)
+
+    def model(self, model_id: str) -> ModelSpec:
+        return next(m for m in self.models if m.id == model_id)
+
+    def task(self, task_id: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.id == task_id)
+
+    def options_for(self, model: ModelSpec, task: TaskSpec) -> Options:
+        return self.defaults.options.merged(model.options).merged(task.options)
+
+    def timeout_for(self, model: ModelSpec) -> float:
+        return model.timeout_s or self.defaults.timeout_s
+
+    def secrets(self) -> list[str]:
+        """Every header value: these must never be written anywhere."""
+        values = [v for m in self.models for v in m.headers.values()]
+        return sorted({part for v in values for part in (v, v.split()[-1]) if len(part) >= 4})
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def expand(text: str, env: dict[str, str]) -> tuple[str, list[str]]:
+    """Expand ${VAR} and ${VAR:-default}; return the text and the names of unset variables without default."""
+    missing: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                missing.append(name)
+                return ""
+            return default
+        return value
+
+    return _VAR.sub(sub, text), missing
+
+
+def _format_path(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+class _Lines:
+    """Maps key paths of the YAML document to the line they start on."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.lines: dict[tuple, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+                self.lines[path + (key,)] = k.start_mark.line + 1
+                self._walk(v, path + (key,))
+                self.lines[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._walk(v, path + (i,))
+
+    def of(self, path: tuple) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union tags (the check `type`) from an error location, keeping real keys."""
+    out: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            if part in node:
+                out.append(part)
+                node = node[part]
+            elif node.get("type") == part:
+                continue  # discriminator tag, not a key
+            else:
+                out.append(part)
+                node = None
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _expand_tree(node: Any, env: dict[str, str], path: tuple, missing: list[tuple[tuple, str]]) -> Any:
+    if isinstance(node, str):
+        value, unset = expand(node, env)
+        missing.extend((path, name) for name in unset)
+        return value
+    if isinstance(node, dict):
+        return {k: _expand_tree(v, env, path + (k,), missing) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_tree(v, env, path + (i,), missing) for i, v in enumerate(node)]
+    return node
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML allows it silently)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _cross_problems(bench: Benchmark) -> list[tuple[tuple, str]]:
+    """Problems that span keys: duplicate ids, a judge naming no model."""
+    problems: list[tuple[tuple, str]] = []
+    for kind, items in (("models", bench.models), ("tasks", bench.tasks)):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.id in seen:
+                problems.append(((kind, i, "id"), f"duplicate id {item.id!r} (also {kind}[{seen[item.id]}])"))
+            seen.setdefault(item.id, i)
+    if bench.judge and bench.judge.model not in {m.id for m in bench.models}:
+        problems.append((("judge", "model"), f"{bench.judge.model!r} is not the id of a model in `models`"))
+    return problems
+
+
+def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None = None) -> Benchmark:
+    """Validate benchmark.yaml text. Raises ConfigError listing every problem."""
+    env = dict(os.environ) if env is None else env
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        lines = _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping with title, models and tasks"])
+
+    missing: list[tuple[tuple, str]] = []
+    data = _expand_tree(data, env, (), missing)
+    problems = [
+        f"{_format_path(path)} (line {lines.of(path)}): environment variable {name} is not set; "
+        f"set it or write ${{{name}:-default}}"
+        for path, name in missing
+    ]
+    try:
+        bench = Benchmark.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors(include_url=False):
+            path = _data_path(tuple(err["loc"]), data)
+            line = lines.of(path)
+            where = _format_path(path) + (f" (line {line})" if line else "")
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key; check its spelling against the schema ('bench schema')"
+            elif err["type"] == "union_tag_invalid":
+                msg = f"unknown check type {err['input'].get('type')!r}; use one of {', '.join(CHECK_TYPES)}"
+            elif err["type"] == "string_pattern_mismatch":
+                msg = f"{err['input']!r} is not a slug; use lowercase a-z, 0-9, '-', '_' and '.'"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            problems.append(f"{where}: {msg}")
+    else:
+        for path, msg in _cross_problems(bench):
+            problems.append(f"{_format_path(path)} (line {lines.of(path)}): {msg}")
+    if problems:
+        raise ConfigError(source, problems)
+    return bench.model_copy(update={"source_sha256": hashlib.sha256(text.encode()).hexdigest(), "source_path": source})
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> Benchmark:
+    """Read and validate a benchmark file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found; pass --config PATH or create benchmark.yaml"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), [f"cannot read the file: {e}"]) from None
+    return parse(text, str(path), env).model_copy(update={"source_path": str(path.resolve())})

@@ -1,0 +1,182 @@
+"""Typed records handed from one pipeline stage to the next (run → evaluate → decide → render).
+
+They are also what the cache stores (as JSON, never pickle) and what docs/results.json is made of.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelDetails(Record):
+    """What the server says about a model tag."""
+
+    digest: str | None = Field(None, description="Digest of the weights behind the tag.")
+    family: str | None = None
+    parameter_size: str | None = Field(None, description="e.g. 27.4B")
+    quantization_level: str | None = Field(None, description="e.g. Q4_K_M")
+    format: str | None = None
+    server_version: str | None = Field(None, description="Version the server reports.")
+
+
+class ModelProbe(Record):
+    """The last time a run asked a model's server about it."""
+
+    model_id: str
+    ok: bool = Field(description="The server answered and has the model.")
+    reason: str | None = Field(None, description="Why not, in one line.")
+    details: ModelDetails | None = None
+    warm_up_ms: float | None = Field(None, description="Wall time of the empty-prompt load before the first call.")
+    checked_at: str = Field(default_factory=utc_now)
+
+
+class Answer(Record):
+    """One model's complete answer to one task, with what was measured while it arrived."""
+
+    key: str = Field(description="Cache key of the request that produced it.")
+    model_id: str
+    task_id: str
+    text: str = Field(description="The answer, exactly as the model sent it.")
+    thinking: str = Field("", description="Thinking text, kept apart from the answer.")
+    done_reason: str | None = Field(None, description="'stop', or 'length' when cut by num_predict.")
+    latency_ms: float = Field(description="Wall clock from sending the request to the last chunk.")
+    ttft_ms: float | None = Field(None, description="Wall clock to the first streamed token.")
+    load_ms: float | None = Field(None, description="Server's load_duration for this call.")
+    total_ms: float | None = Field(None, description="Server's total_duration.")
+    prompt_eval_ms: float | None = None
+    eval_ms: float | None = None
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    tokens_per_s: float | None = Field(None, description="eval_count / eval_duration.")
+    digest: str | None = Field(None, description="Digest of the model weights the server reported.")
+    server_version: str | None = None
+    created_at: str = Field(default_factory=utc_now, description="When the answer was received (UTC).")
+
+    @property
+    def output_sha256(self) -> str:
+        return sha256(self.text)
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+    @property
+    def cut(self) -> bool:
+        return self.done_reason == "length"
+
+
+class Failure(Record):
+    """The last failed attempt at a cell. Never cached as an answer; the next run retries it."""
+
+    key: str
+    model_id: str
+    task_id: str
+    reason: str = Field(description="One line: what went wrong and what to do.")
+    kind: str = Field("error", description="connection, not_found, server, timeout, cut, malformed, ...")
+    at: str = Field(default_factory=utc_now)
+
+
+CellState = Literal["cached", "missing", "failed", "stale"]
+
+
+class Cell(Record):
+    """One (task, model) pair of the plan."""
+
+    task_id: str
+    model_id: str
+    key: str
+    state: CellState
+    reason: str | None = None
+
+
+class CheckResult(Record):
+    """The outcome of one objective check on one answer."""
+
+    name: str
+    type: str
+    passed: bool
+    critical: bool = False
+    weight: float = 1.0
+    detail: str = Field("", description="One line a reader can verify.")
+    duration_ms: float = 0.0
+
+
+class Review(Record):
+    """A human's review of one answer, tied to the hash of the text reviewed."""
+
+    task: str
+    model: str
+    score: int = Field(ge=1, le=5)
+    label: str
+    issues: list[str] = Field(default_factory=list)
+    reviewer: str
+    date: str
+    output_sha256: str
+    stale: bool = Field(False, description="The answer has changed since the review.")
+
+
+class JudgeResult(Record):
+    """A pairwise judgement of two answers, asked in both orders."""
+
+    judge_model: str
+    models: tuple[str, str]
+    winner: str | None = Field(None, description="A model id, 'tie', or None when the judge failed.")
+    rationale: str = ""
+    error: str | None = None
+
+
+class CellResult(Record):
+    """Everything known about one cell, as render needs it."""
+
+    task_id: str
+    model_id: str
+    key: str
+    status: Literal["ok", "failed", "not_run"]
+    answer: Answer | None = None
+    failure: Failure | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+    review: Review | None = None
+
+    @property
+    def score(self) -> float | None:
+        """Weighted pass rate of the checks, or None when there are none (not scored, not zero)."""
+        if not self.checks:
+            return None
+        total = sum(c.weight for c in self.checks)
+        return sum(c.weight for c in self.checks if c.passed) / total
+
+    @property
+    def reason(self) -> str | None:
+        if self.failure:
+            return self.failure.reason
+        return "not run yet: run 'make bench'" if self.status == "not_run" else None
+
+
+DecidedBy = Literal["checks", "review", "judge", "none"]
+
+
+class Verdict(Record):
+    """The winner of one task and the evidence that decided it."""
+
+    task_id: str
+    winner: str | None = Field(description="A model id, 'tie', or None (N/A) when a model did not answer.")
+    decided_by: DecidedBy
+    objectively_clear: bool
+    reason: str = Field(description="Why, in one or two sentences drawn from the evidence.")
+    judge: JudgeResult | None = None
