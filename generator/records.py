@@ -46,12 +46,9 @@ class ModelProbe(Record):
     checked_at: str = Field(default_factory=utc_now)
 
 
-class Answer(Record):
-    """One model's complete answer to one task, with what was measured while it arrived."""
+class Completion(Record):
+    """What a provider returns for one call: the text and what was measured while it arrived."""
 
-    key: str = Field(description="Cache key of the request that produced it.")
-    model_id: str
-    task_id: str
     text: str = Field(description="The answer, exactly as the model sent it.")
     thinking: str = Field("", description="Thinking text, kept apart from the answer.")
     done_reason: str | None = Field(None, description="'stop', or 'length' when cut by num_predict.")
@@ -67,6 +64,14 @@ class Answer(Record):
     digest: str | None = Field(None, description="Digest of the model weights the server reported.")
     server_version: str | None = None
     created_at: str = Field(default_factory=utc_now, description="When the answer was received (UTC).")
+
+
+class Answer(Completion):
+    """One model's complete answer to one task, as cached and as shown."""
+
+    key: str = Field(description="Cache key of the request that produced it.")
+    model_id: str
+    task_id: str
 
     @property
     def output_sha256(self) -> str:
@@ -134,6 +139,7 @@ class Review(Record):
 class JudgeResult(Record):
     """A pairwise judgement of two answers, asked in both orders."""
 
+    key: str = Field("", description="Hash of the judge, the task and both answers judged.")
     judge_model: str
     models: tuple[str, str]
     winner: str | None = Field(None, description="A model id, 'tie', or None when the judge failed.")

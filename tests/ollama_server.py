@@ -1,0 +1,320 @@
+"""An HTTP server on 127.0.0.1 that speaks enough of Ollama's API for the official client to drive it.
+
+Endpoints: /api/chat and /api/generate (NDJSON streaming with chunked encoding, and non-streaming),
+/api/tags, /api/show, /api/ps, /api/version; errors as {"error": ...} with real status codes.
+Configurable per model: answers, thinking, chunk delays, load time (one model in memory at a time if
+asked), done_reason, and faults. Every request is logged so tests can count calls.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+FAULTS = ("status", "cut", "error_line", "malformed", "hang", "stall", "reset")
+
+
+@dataclass
+class FakeModel:
+    """One model tag the server holds."""
+
+    tag: str
+    digest: str = "sha256:" + "0" * 64
+    family: str = "gemma3"
+    parameter_size: str = "4.3B"
+    quantization_level: str = "Q4_K_M"
+    answer: Callable[[str], str] | str | None = None  # prompt → text; None: a default echo
+    thinking: str = ""
+    chunk_delay_s: float = 0.0
+    chunks: int = 4
+    first_token_delay_s: float = 0.0
+    load_s: float = 0.0
+    done_reason: str = "stop"
+    fault: str | None = None  # one of FAULTS
+    fault_status: int = 500
+    fault_body: str = '{"error":"something went wrong"}'
+    fault_times: int | None = None  # fail only the first N generation requests, then answer
+
+    def text_for(self, prompt: str) -> str:
+        if callable(self.answer):
+            return self.answer(prompt)
+        if isinstance(self.answer, str):
+            return self.answer
+        return f"{self.tag} answers: {prompt[:60]}"
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    body: dict
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def generation(self) -> bool:
+        """A request that generates text (an empty /api/generate prompt only loads the model)."""
+        if self.path == "/api/chat":
+            return True
+        return self.path == "/api/generate" and bool(self.body.get("prompt"))
+
+
+class FakeOllama:
+    """Start with ``with FakeOllama() as server:``; ``server.url`` is its base URL."""
+
+    def __init__(self, models: list[FakeModel] | None = None, *, one_model_at_a_time: bool = False,
+                 version: str = "0.12.3"):
+        self.models: dict[str, FakeModel] = {m.tag: m for m in (models or [])}
+        self.one_model_at_a_time = one_model_at_a_time
+        self.version = version
+        self.log: list[LoggedRequest] = []
+        self.loaded: list[str] = []
+        self.loads = 0
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeOllama:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add(self, model: FakeModel) -> FakeModel:
+        self.models[model.tag] = model
+        return model
+
+    # -- what tests read -----------------------------------------------------------------------------
+
+    def generations(self, model: str | None = None) -> list[LoggedRequest]:
+        with self._lock:
+            return [r for r in self.log if r.generation and (model is None or r.body.get("model") == model)]
+
+    def prompts(self) -> list[str]:
+        out = []
+        for r in self.generations():
+            if r.path == "/api/chat":
+                out.append(r.body["messages"][-1]["content"])
+            else:
+                out.append(r.body["prompt"])
+        return out
+
+    # -- model memory ------------------------------------------------------------------------------
+
+    def _load(self, model: FakeModel) -> int:
+        """Load a model if it is not in memory; returns the load duration in ns."""
+        with self._model_lock:
+            if model.tag in self.loaded:
+                return 100_000
+            if self.one_model_at_a_time:
+                self.loaded.clear()
+            time.sleep(model.load_s)
+            self.loaded.append(model.tag)
+            self.loads += 1
+            return int(model.load_s * 1e9) + 100_000
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            # -- plumbing --
+            def _body(self) -> dict:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    return json.loads(raw) if raw else {}
+                except json.JSONDecodeError:
+                    return {}
+
+            def _json(self, status: int, payload: dict | str) -> None:
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _start_stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def _line(self, payload: dict) -> None:
+                self._chunk(json.dumps(payload).encode() + b"\n")
+
+            def _end_stream(self) -> None:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def _log(self, body: dict) -> LoggedRequest:
+                entry = LoggedRequest(self.command, self.path, body)
+                with server._lock:
+                    server.log.append(entry)
+                return entry
+
+            def _model(self, body: dict) -> FakeModel | None:
+                name = body.get("model") or body.get("name") or ""
+                return server.models.get(name) or server.models.get(name.removesuffix(":latest"))
+
+            # -- GET --
+            def do_GET(self) -> None:
+                self._log({})
+                if self.path == "/api/version":
+                    self._json(200, {"version": server.version})
+                elif self.path == "/api/tags":
+                    self._json(200, {"models": [self._describe(m) for m in server.models.values()]})
+                elif self.path == "/api/ps":
+                    loaded = [server.models[t] for t in server.loaded if t in server.models]
+                    self._json(200, {"models": [self._describe(m) for m in loaded]})
+                else:
+                    self._json(404, {"error": "404 page not found"})
+
+            def _describe(self, m: FakeModel) -> dict:
+                return {
+                    "name": m.tag, "model": m.tag, "modified_at": "2026-01-01T00:00:00Z", "size": 3_300_000_000,
+                    "digest": m.digest.removeprefix("sha256:"),
+                    "details": {"format": "gguf", "family": m.family, "families": [m.family],
+                                "parameter_size": m.parameter_size, "quantization_level": m.quantization_level},
+                }
+
+            # -- POST --
+            def do_POST(self) -> None:
+                body = self._body()
+                entry = self._log(body)
+                if self.path == "/api/show":
+                    model = self._model(body)
+                    if model is None:
+                        return self._json(404, {"error": f"model '{body.get('model')}' not found"})
+                    return self._json(200, {"modelfile": "", "parameters": "", "template": "",
+                                            "details": self._describe(model)["details"],
+                                            "model_info": {"general.architecture": model.family},
+                                            "capabilities": ["completion"]})
+                if self.path not in ("/api/chat", "/api/generate"):
+                    return self._json(404, {"error": "404 page not found"})
+                model = self._model(body)
+                if model is None:
+                    return self._json(404, {"error": f"model '{body.get('model')}' not found, try pulling it first"})
+                if entry.generation and model.fault and self._fault_applies(model):
+                    return self._fault(model, body)
+                load_ns = server._load(model)
+                if not entry.generation:  # empty prompt: load only
+                    return self._done_only(model, body, load_ns)
+                self._generate(model, body, load_ns)
+
+            def _fault_applies(self, model: FakeModel) -> bool:
+                if model.fault_times is None:
+                    return True
+                return len(server.generations(model.tag)) <= model.fault_times
+
+            def _fault(self, model: FakeModel, body: dict) -> None:
+                kind = model.fault
+                if kind == "status":
+                    return self._json(model.fault_status, model.fault_body)
+                if kind == "hang":
+                    time.sleep(model.first_token_delay_s or 30)
+                    return self._json(200, {"error": "too late"})
+                if kind == "reset":
+                    self.connection.shutdown(2)
+                    self.close_connection = True
+                    return None
+                self._start_stream()
+                first = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", "done": False}
+                if body.get("stream", True) is False:
+                    pass
+                self._line({**first, **self._piece(body, "partial ")})
+                if kind == "cut":
+                    self.close_connection = True
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # no terminating chunk: the stream is cut
+                elif kind == "error_line":
+                    self._line({"error": "model runner has unexpectedly stopped"})
+                    self._end_stream()
+                elif kind == "malformed":
+                    self._chunk(b"{this is not json\n")
+                    self._end_stream()
+                elif kind == "stall":
+                    time.sleep(model.chunk_delay_s or 30)
+                    self._end_stream()
+
+            def _piece(self, body: dict, text: str, thinking: str = "") -> dict:
+                if self.path == "/api/chat":
+                    message = {"role": "assistant", "content": text}
+                    if thinking:
+                        message["thinking"] = thinking
+                    return {"message": message}
+                out = {"response": text}
+                if thinking:
+                    out["thinking"] = thinking
+                return out
+
+            def _done_only(self, model: FakeModel, body: dict, load_ns: int) -> None:
+                payload = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", **self._piece(body, ""),
+                           "done": True, "done_reason": "load", "load_duration": load_ns,
+                           "total_duration": load_ns}
+                if body.get("stream", True) is False:
+                    return self._json(200, payload)
+                self._start_stream()
+                self._line(payload)
+                self._end_stream()
+
+            def _generate(self, model: FakeModel, body: dict, load_ns: int) -> None:
+                prompt = body["messages"][-1]["content"] if self.path == "/api/chat" else body.get("prompt", "")
+                text = model.text_for(prompt)
+                started = time.perf_counter()
+                if model.first_token_delay_s:
+                    time.sleep(model.first_token_delay_s)
+                n = max(1, min(model.chunks, len(text) or 1))
+                size = -(-len(text) // n) if text else 0
+                pieces = [text[i: i + size] for i in range(0, len(text), size)] if text else [""]
+                think_on = bool(body.get("think")) and model.thinking
+                eval_count = max(1, len(text.split()))
+                meta = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z"}
+                stream = body.get("stream", True) is not False
+                if not stream:
+                    time.sleep(model.chunk_delay_s * len(pieces))
+                    elapsed = int((time.perf_counter() - started) * 1e9)
+                    return self._json(200, {**meta, **self._piece(body, text, model.thinking if think_on else ""),
+                                            "done": True, **self._metrics(model, load_ns, elapsed, eval_count)})
+                self._start_stream()
+                if think_on:
+                    self._line({**meta, **self._piece(body, "", model.thinking), "done": False})
+                for piece in pieces:
+                    if model.chunk_delay_s:
+                        time.sleep(model.chunk_delay_s)
+                    self._line({**meta, **self._piece(body, piece), "done": False})
+                elapsed = int((time.perf_counter() - started) * 1e9)
+                self._line({**meta, **self._piece(body, ""), "done": True,
+                            **self._metrics(model, load_ns, elapsed, eval_count)})
+                self._end_stream()
+
+            def _metrics(self, model: FakeModel, load_ns: int, elapsed_ns: int, eval_count: int) -> dict:
+                prompt_ns = 5_000_000
+                return {"done_reason": model.done_reason, "total_duration": load_ns + prompt_ns + elapsed_ns,
+                        "load_duration": load_ns, "prompt_eval_count": 12, "prompt_eval_duration": prompt_ns,
+                        "eval_count": eval_count, "eval_duration": max(elapsed_ns, 1_000_000)}
+
+        return Handler
