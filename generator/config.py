@@ -53,6 +53,7 @@ class Defaults(Schema):
     timeout_s: float = Field(600, gt=0, description="Seconds a call may take before it is given up.")
     concurrency_per_host: int = Field(1, ge=1, le=32, description="Calls in flight at once on one host.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a transient failure (reset, 502/503).")
+    max_answer_chars: int = Field(2_000_000, gt=0, description="A longer answer is dropped as a failure.")
     warm_up: bool = Field(True, description="Load each model with an empty prompt before its first timed call.")
 
 

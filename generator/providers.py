@@ -71,9 +71,10 @@ def redact_url(url: str) -> str:
 class OllamaProvider(Provider):
     """A model behind an Ollama server, through the official ``ollama`` client."""
 
-    def __init__(self, spec: ModelSpec, timeout_s: float):
+    def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
         self.host = spec.host
         self.timeout_s = timeout_s
+        self.max_answer_chars = max_answer_chars
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout)
 
@@ -113,6 +114,7 @@ class OllamaProvider(Provider):
         text: list[str] = []
         thinking: list[str] = []
         ttft: float | None = None
+        size = 0
         final = None
         with self._errors(request.model):
             stream = self._client.chat(
@@ -130,6 +132,12 @@ class OllamaProvider(Provider):
                         ttft = (now - start) * 1000
                     text.append(message.content or "")
                     thinking.append(message.thinking or "")
+                    size += len(text[-1]) + len(thinking[-1])
+                    if size > self.max_answer_chars:
+                        raise ProviderError(
+                            f"the answer passed max_answer_chars={self.max_answer_chars} and was dropped",
+                            kind="too_large",
+                        )
                     if part.done:
                         final = part
                     if now > deadline:
@@ -196,10 +204,13 @@ class _OllamaErrors:
         if isinstance(exc, httpx.TimeoutException):
             return ProviderError(f"no answer from {host} within timeout_s={self.timeout_s:g}s", kind="timeout")
         if isinstance(exc, (httpx.ConnectError, ConnectionError)):
-            text = str(exc).lower()
+            # The client replaces httpx's ConnectError with a generic ConnectionError; the cause stays attached.
+            text = f"{exc} {exc.__context__ or ''}".lower()
             if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
                 return ProviderError(f"cannot resolve the host name of {host}: check the URL", kind="connection")
             return ProviderError(f"connection refused by {host}: is Ollama running there?", kind="connection")
+        if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc):
+            return ProviderError(f"connection to {host} was reset", kind="connection", transient=True)
         if isinstance(exc, httpx.RemoteProtocolError):
             return ProviderError(f"{host} closed the connection mid-answer (stream cut)", kind="cut")
         if isinstance(exc, httpx.ReadError):
@@ -211,6 +222,6 @@ class _OllamaErrors:
         return ProviderError(f"unexpected {type(exc).__name__} from the ollama client: {_one_line(exc)}")
 
 
-def provider_for(spec: ModelSpec, timeout_s: float) -> Provider:
+def provider_for(spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000) -> Provider:
     """The provider that reaches this model."""
-    return OllamaProvider(spec, timeout_s)
+    return OllamaProvider(spec, timeout_s, max_answer_chars)

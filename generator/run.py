@@ -49,7 +49,7 @@ class RunSummary:
         return f"{self.cells} cells: {self.cached} cached{seeded}, {self.called} called, {self.failed} failed"
 
 
-ProviderFactory = Callable[[ModelSpec, float], Provider]
+ProviderFactory = Callable[[ModelSpec, float, int], Provider]
 
 
 def _selected(cell: Cell, only: set[str]) -> bool:
@@ -125,7 +125,7 @@ class Runner:
             if self.stop.is_set():
                 return
             model = self.bench.model(model_id)
-            provider = self.provider_factory(model, self.bench.timeout_for(model))
+            provider = self.provider_factory(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
             try:
                 details = provider.probe(model.model)
             except ProviderError as e:

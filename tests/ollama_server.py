@@ -62,6 +62,13 @@ class LoggedRequest:
         return self.path == "/api/generate" and bool(self.body.get("prompt"))
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # a client that hung up is expected in fault tests
+        pass
+
+
 class FakeOllama:
     """Start with ``with FakeOllama() as server:``; ``server.url`` is its base URL."""
 
@@ -75,8 +82,7 @@ class FakeOllama:
         self.loads = 0
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------

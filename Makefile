@@ -1,0 +1,44 @@
+# The two commands a new user runs: `make bench` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install bench run render site serve test perf demo clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its test tools
+
+bench: $(STAMP)  ## call the models for missing answers, write docs/, build site/
+	$(BIN)/bench run
+	$(BIN)/bench render
+	$(BIN)/mkdocs build --strict
+
+run: $(STAMP)
+	$(BIN)/bench run
+
+render: $(STAMP)
+	$(BIN)/bench render
+
+site: $(STAMP)  ## build site/ from what is cached or committed; never calls a model
+	$(BIN)/mkdocs build --strict
+
+serve: $(STAMP)  ## browse the site at http://127.0.0.1:8000; never calls a model
+	$(BIN)/mkdocs serve
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+perf: $(STAMP)  ## measure the scheduler and renderer against the simulated server
+	$(BIN)/python benchmarks/perf.py
+
+demo: $(STAMP)  ## a site from the simulated server in demo-site/, every page bannered SIMULATED
+	$(BIN)/python benchmarks/demo.py
+
+clean:
+	rm -rf site demo-site .pytest_cache

