@@ -358,15 +358,18 @@ def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None 
     missing: list[tuple[tuple, str]] = []
     data = _expand_tree(data, env, (), missing)
     problems = [
-        f"{_format_path(path)} (line {lines.of(path)}): environment variable {name} is not set; "
-        f"set it or write ${{{name}:-default}}"
+        (lines.of(path) or 0, f"{_format_path(path)} (line {lines.of(path)}): environment variable {name} is not set; "
+         f"set it or write ${{{name}:-default}}")
         for path, name in missing
     ]
+    unset_paths = {path for path, _ in missing}
     try:
         bench = Benchmark.model_validate(data)
     except ValidationError as e:
         for err in e.errors(include_url=False):
             path = _data_path(tuple(err["loc"]), data)
+            if path in unset_paths:
+                continue  # already reported as the unset variable that emptied it
             line = lines.of(path)
             where = _format_path(path) + (f" (line {line})" if line else "")
             msg = err["msg"].removeprefix("Value error, ")
@@ -378,12 +381,12 @@ def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None 
                 msg = f"{err['input']!r} is not a slug; use lowercase a-z, 0-9, '-', '_' and '.'"
             elif err["type"] == "missing":
                 msg = "required key is missing"
-            problems.append(f"{where}: {msg}")
+            problems.append((line or 0, f"{where}: {msg}"))
     else:
         for path, msg in _cross_problems(bench):
-            problems.append(f"{_format_path(path)} (line {lines.of(path)}): {msg}")
+            problems.append((lines.of(path) or 0, f"{_format_path(path)} (line {lines.of(path)}): {msg}"))
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, [text for _, text in sorted(problems, key=lambda p: p[0])])
     return bench.model_copy(update={"source_sha256": hashlib.sha256(text.encode()).hexdigest(), "source_path": source})
 
 

