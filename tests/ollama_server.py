@@ -138,6 +138,7 @@ class FakeOllama:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # small NDJSON writes must not wait on delayed ACKs
 
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
