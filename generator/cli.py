@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="each cell: cached, missing or failed, with the reason")
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("schema", help="print the JSON Schema of benchmark.yaml (for editors)")
     p = sub.add_parser("cache", help="inspect or clear the answer cache")
     _common(p)
     p.add_argument("action", choices=["info", "clear"], help="info: counts per kind; clear: delete the cache")
@@ -133,7 +134,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
+def cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(config.json_schema())
+    return 0
+
+
+COMMANDS = {"schema": cmd_schema, "validate": cmd_validate, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
 
 
 def _sigterm(signum, frame) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import ConfigError
 
@@ -197,14 +199,22 @@ class Benchmark(Schema):
     report: ReportSpec = Field(default_factory=ReportSpec)
 
     # Set by load(), not by the file.
-    source_sha256: str = Field("", exclude=True)
-    source_path: str = Field("", exclude=True)
+    source_sha256: SkipJsonSchema[str] = Field("", exclude=True)
+    source_path: SkipJsonSchema[str] = Field("", exclude=True)
+
+    @cached_property
+    def _models_by_id(self) -> dict[str, ModelSpec]:
+        return {m.id: m for m in self.models}
+
+    @cached_property
+    def _tasks_by_id(self) -> dict[str, TaskSpec]:
+        return {t.id: t for t in self.tasks}
 
     def model(self, model_id: str) -> ModelSpec:
-        return next(m for m in self.models if m.id == model_id)
+        return self._models_by_id[model_id]
 
     def task(self, task_id: str) -> TaskSpec:
-        return next(t for t in self.tasks if t.id == task_id)
+        return self._tasks_by_id[task_id]
 
     def options_for(self, model: ModelSpec, task: TaskSpec) -> Options:
         return self.defaults.options.merged(model.options).merged(task.options)
@@ -400,3 +410,13 @@ def load(path: str | Path, env: dict[str, str] | None = None) -> Benchmark:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), [f"cannot read the file: {e}"]) from None
     return parse(text, str(path), env).model_copy(update={"source_path": str(path.resolve())})
+
+
+def json_schema() -> str:
+    """The JSON Schema of benchmark.yaml, for editors (committed as benchmark.schema.json)."""
+    import json
+
+    schema = Benchmark.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "benchmark.yaml"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -97,12 +97,14 @@ class Runner:
         self.on_event(RunEvent("planned", total=len(todo)))
         # Host → model → its cells to call and its cached cells (whose digest the probe re-checks).
         hosts: dict[str, dict[str, tuple[list[Cell], list[Cell]]]] = defaultdict(dict)
-        for model in self.bench.models:
-            mine = [c for c in cells if c.model_id == model.id]
-            calls = [c for c in todo if c.model_id == model.id]
-            kept = [c for c in mine if c not in calls and c.state == "cached"]
-            if mine:
-                hosts[model.host][model.id] = (calls, kept)
+        todo_keys = {c.key for c in todo}
+        for cell in cells:
+            model = self.bench.model(cell.model_id)
+            calls, kept = hosts[model.host].setdefault(model.id, ([], []))
+            if cell.key in todo_keys:
+                calls.append(cell)
+            elif cell.state == "cached":
+                kept.append(cell)
         threads = [
             threading.Thread(target=self._run_host, args=(models,), name=f"host-{i}", daemon=True)
             for i, models in enumerate(hosts.values())

@@ -123,3 +123,12 @@ def test_the_committed_benchmark_is_valid():
     bench = config.load(ROOT / "benchmark.yaml", env={})
     assert [m.id for m in bench.models] == ["big-brain", "local"]
     assert len(bench.tasks) == 4
+
+
+def test_committed_schema_equals_the_generated_one(capsys):
+    from conftest import ROOT
+
+    assert bench_cli("schema") == 0
+    generated = capsys.readouterr().out
+    assert (ROOT / "benchmark.schema.json").read_text() == generated, "run: bench schema > benchmark.schema.json"
+    assert (ROOT / "benchmark.yaml").read_text().startswith("# yaml-language-server: $schema=./benchmark.schema.json")
