@@ -67,9 +67,16 @@ class ModelSpec(Schema):
 
     id: Slug = Field(description="Stable slug used in URLs, the cache key and results.json.")
     label: str | None = Field(None, description="Name shown on pages; defaults to the id.")
-    provider: Literal["ollama"] = Field("ollama", description="How the model is reached.")
+    provider: Literal["ollama", "openai"] = Field(
+        "ollama", description="ollama: an Ollama server; openai: any OpenAI-compatible chat completions API."
+    )
     model: str = Field(min_length=1, description="The provider's model tag, e.g. gemma3:27b.")
-    host: str = Field("http://localhost:11434", min_length=1, description="Base URL of the server.")
+    host: str = Field("http://localhost:11434", min_length=1, description="Base URL of an Ollama server.")
+    base_url: str | None = Field(None, description="openai: base URL of the API, e.g. https://api.example.com/v1.")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai: name of the environment variable holding the API key (never stored or rendered).",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers; never rendered or cached.")
     hardware: str | None = Field(None, description="Declared hardware, shown in the environment table.")
     options: Options | None = Field(None, description="Options overriding defaults.options for this model.")
@@ -80,15 +87,28 @@ class ModelSpec(Schema):
     def display(self) -> str:
         return self.label or self.id
 
+    @model_validator(mode="after")
+    def _openai_needs_base_url(self) -> ModelSpec:
+        if self.provider == "openai":
+            if not self.base_url:
+                raise ValueError("provider openai needs base_url (e.g. http://localhost:8000/v1)")
+            # The base URL is this model's host: calls are scheduled per host like Ollama's.
+            object.__setattr__(self, "host", self.base_url.rstrip("/"))
+        elif self.base_url or self.api_key_env:
+            raise ValueError("base_url and api_key_env are for provider: openai; an Ollama model uses host")
+        return self
+
     @field_validator("headers")
     @classmethod
     def _drop_empty_headers(cls, v: dict[str, str]) -> dict[str, str]:
         # "Bearer ${TOKEN:-}" with no token set must send no header rather than an empty credential.
         return {k: val for k, val in v.items() if val.strip() and val.strip().lower() not in ("bearer", "basic")}
 
-    @field_validator("host")
+    @field_validator("host", "base_url")
     @classmethod
-    def _host_is_url(cls, v: str) -> str:
+    def _host_is_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError(f"expected a URL like http://host:11434, received {v!r}")
         return v.rstrip("/")
@@ -222,9 +242,11 @@ class Benchmark(Schema):
     def timeout_for(self, model: ModelSpec) -> float:
         return model.timeout_s or self.defaults.timeout_s
 
-    def secrets(self) -> list[str]:
-        """Every header value: these must never be written anywhere."""
+    def secrets(self, env: dict[str, str] | None = None) -> list[str]:
+        """Every header value and API key: these must never be written anywhere."""
+        env = dict(os.environ) if env is None else env
         values = [v for m in self.models for v in m.headers.values()]
+        values += [env.get(m.api_key_env, "") for m in self.models if m.api_key_env]
         return sorted({part for v in values for part in (v, v.split()[-1]) if len(part) >= 4})
 
 

@@ -1,0 +1,102 @@
+"""An HTTP server on 127.0.0.1 speaking the OpenAI chat completions API (SSE streaming), for the openai provider."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    """``with FakeOpenAI({"cloud-model": "text"}) as s:``; ``s.url`` ends in /v1; ``s.requests`` logs bodies."""
+
+    def __init__(self, answers: dict[str, str], *, api_key: str | None = None, status: int = 200):
+        self.answers = answers
+        self.api_key = api_key
+        self.status = status
+        self.requests: list[dict] = []
+        self.auth_headers: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                header = self.headers.get("Authorization", "")
+                server.auth_headers.append(header)
+                if server.api_key and header != f"Bearer {server.api_key}":
+                    self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if not self._authorized():
+                    return
+                if self.path == "/v1/models":
+                    return self._send(200, {"object": "list", "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in server.answers]})
+                self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self._authorized():
+                    return
+                server.requests.append(body)
+                if server.status != 200:
+                    return self._send(server.status, {"error": {"message": "upstream overloaded"}})
+                text = server.answers.get(body.get("model"))
+                if text is None:
+                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist"}})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
+                words = text.split(" ")
+                for i, word in enumerate(words):
+                    piece = word + (" " if i < len(words) - 1 else "")
+                    self._event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                self._event({**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": len(words),
+                                                               "total_tokens": 9 + len(words)}})
+                self._chunk(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+
+            def _event(self, payload: dict) -> None:
+                self._chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+        return Handler
