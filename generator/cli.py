@@ -61,6 +61,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import history
+    from .evaluate import run_judge
+    from .records import utc_now
+    from .report import gather
     from .run import run
 
     bench = config.load(args.config)
@@ -81,6 +85,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.console.print(f"[yellow]note[/] {event.message}", markup=True)
 
         summary = run(bench, store, portable, only=set(args.only), refresh=args.refresh, on_event=on_event)
+        if bench.judge is not None:
+            progress.update(bar, description="judging pairs")
+            judged = run_judge(bench, store, portable)
+            if judged:
+                summary.notes.append(f"judge: {judged} pair(s) judged")
+    if summary.called:
+        report = gather(bench, store, portable)
+        history.record(args.docs_dir, history.snapshot(report, sorted(summary.called_cells), utc_now()))
     store.close()
     out.print(summary.line())
     return 0

@@ -43,6 +43,7 @@ class RunSummary:
     called: int = 0
     failed: int = 0
     notes: list[str] = field(default_factory=list)
+    called_cells: list[str] = field(default_factory=list)  # "task × model"
 
     def line(self) -> str:
         seeded = f", {self.seeded} from results.json" if self.seeded else ""
@@ -216,6 +217,7 @@ class Runner:
         self.cache.put_answer(answer)
         with self._lock:
             self.summary.called += 1
+            self.summary.called_cells.append(f"{cell.task_id} × {cell.model_id}")
         self.on_event(RunEvent("answered", f"{cell.task_id} × {cell.model_id}: {answer.latency_ms / 1000:.1f}s", cell))
 
     def _record_failure(self, cell: Cell, error: ProviderError) -> None:
