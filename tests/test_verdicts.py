@@ -1,0 +1,224 @@
+"""Verdicts rest on evidence: checks first, then current human reviews, then a judge whose two orders agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FakeModel, FakeOllama, bench_cli, write_bench
+
+from generator import cache as cache_mod
+from generator import config, results
+from generator.decide import decide
+from generator.evaluate import Evidence, judge_key, parse_verdict
+from generator.records import Answer, CellResult, CheckResult, Review
+from generator.report import gather
+
+HERE = Path(__file__).parent
+TASKS = yaml.safe_load((HERE / "fixtures" / "tasks.yaml").read_text())
+
+
+def _sample(task_id: str, kind: str) -> str:
+    return (HERE / "samples" / task_id / f"{kind}.md").read_text()
+
+
+def _answering(samples: dict[str, str]):
+    """An answer function for FakeModel: the sample of the task whose prompt was sent."""
+    by_prompt = {t["prompt"].strip(): t["id"] for t in TASKS}
+    return lambda prompt: samples[by_prompt[prompt.strip()]]
+
+
+def _run_four_tasks(isolated, big: str, small: str):
+    good = {t["id"]: _sample(t["id"], "good") for t in TASKS}
+    bad = {t["id"]: _sample(t["id"], "bad") for t in TASKS}
+    pick = {"good": good, "bad": bad}
+    with FakeOllama([FakeModel("gemma3:27b", answer=_answering(pick[big])),
+                     FakeModel("gemma3:4b", answer=_answering(pick[small]))]) as server:
+        bench_path = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+        assert bench_cli("run", "--config", str(bench_path)) == 0
+    bench = config.load(bench_path)
+    store = cache_mod.AnswerCache.open(isolated / "cache")
+    return gather(bench, store, results.Portable(None))
+
+
+def test_good_answers_win_every_task_and_swapping_swaps_the_winners(isolated):
+    report = _run_four_tasks(isolated, big="good", small="bad")
+    winners = {t.spec.id: t.verdict.winner for t in report.tasks}
+    assert winners == {t["id"]: "big-brain" for t in TASKS}
+    assert all(t.verdict.decided_by == "checks" for t in report.tasks)
+    clear = [t.spec.id for t in report.tasks if t.verdict.objectively_clear]
+    assert len(clear) >= 2, clear
+    webhook = next(t for t in report.tasks if t.spec.id == "gitea-webhook")
+    assert webhook.verdict.reason.startswith("big-brain: ")
+    assert "local: " in webhook.verdict.reason and "failed:" in webhook.verdict.reason
+
+    for path in (isolated / "cache").iterdir():  # a fresh cache, the same server answers swapped
+        path.unlink() if path.is_file() else None
+    import shutil
+
+    shutil.rmtree(isolated / "cache")
+    swapped = _run_four_tasks(isolated, big="bad", small="good")
+    assert {t.spec.id: t.verdict.winner for t in swapped.tasks} == {t["id"]: "local" for t in TASKS}
+
+
+# -- the rules, on hand-made cells ------------------------------------------------------------------------
+
+
+def _bench(judge: bool = False) -> config.Benchmark:
+    text = ("title: T\nmodels: [{id: a, model: m1}, {id: b, model: m2}]\n"
+            "tasks: [{id: t, title: T, prompt: p, checks: [{type: contains, value: x}]}]\n")
+    return config.parse(text + ("judge: {model: a}\n" if judge else ""), "b.yaml", {})
+
+
+def _cell(model: str, text: str, checks: list[tuple[bool, bool]] = (), review: Review | None = None) -> CellResult:
+    answer = Answer(key=f"k-{model}", model_id=model, task_id="t", text=text, latency_ms=10)
+    results_ = [CheckResult(name=f"check {i}", type="contains", passed=p, critical=c, detail=f"detail {i}")
+                for i, (p, c) in enumerate(checks)]
+    return CellResult(task_id="t", model_id=model, key=f"k-{model}", status="ok", answer=answer,
+                      checks=results_, review=review)
+
+
+class _NoEvidence(Evidence):
+    def __init__(self, judge=None):
+        self._judge = judge
+
+    def judge(self, key):
+        return self._judge
+
+
+def test_failing_a_critical_check_loses_even_with_a_higher_pass_rate():
+    bench = _bench()
+    a = _cell("a", "x", [(False, True), (True, False), (True, False), (True, False)])
+    b = _cell("b", "y", [(True, True), (False, False), (False, False), (False, False)])
+    verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
+    assert (verdict.winner, verdict.decided_by, verdict.objectively_clear) == ("b", "checks", True)
+    assert verdict.reason == ("b: 1 of 4 checks pass; check 1 failed: detail 1. "
+                              "a: 3 of 4 checks pass; check 0 (critical) failed: detail 0.")
+
+
+def test_small_pass_rate_difference_wins_but_is_not_objectively_clear():
+    bench = _bench()
+    a = _cell("a", "x", [(True, False), (True, False), (True, False), (False, False)])
+    b = _cell("b", "y", [(True, False), (True, False), (False, False), (False, False)])
+    verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
+    assert (verdict.winner, verdict.objectively_clear) == ("a", False)
+
+
+def test_checks_tie_then_a_current_review_decides_and_a_stale_one_does_not():
+    bench = _bench()
+    def review(score, stale=False):
+        return Review(task="t", model="a", score=score, label="SOLID", reviewer="r", date="2026-11-01",
+                      output_sha256="x", stale=stale)
+    a = _cell("a", "x", [(True, False)], review(5))
+    b = _cell("b", "y", [(True, False)], review(2).model_copy(update={"model": "b"}))
+    verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
+    assert (verdict.winner, verdict.decided_by) == ("a", "review")
+    assert verdict.reason == "checks tie between a and b; human review: a 5/5 (SOLID), b 2/5 (SOLID)."
+    stale_a = _cell("a", "x", [(True, False)], review(5, stale=True))
+    verdict = decide(bench, bench.tasks[0], [stale_a, b], _NoEvidence())
+    assert (verdict.winner, verdict.decided_by) == ("tie", "none")
+
+
+def test_a_model_that_did_not_answer_makes_the_task_na_with_the_reason():
+    from generator.records import Failure
+
+    bench = _bench()
+    failed = CellResult(task_id="t", model_id="b", key="k", status="failed",
+                        failure=Failure(key="k", model_id="b", task_id="t", reason="connection refused by X"))
+    verdict = decide(bench, bench.tasks[0], [_cell("a", "x", [(True, False)]), failed], _NoEvidence())
+    assert verdict.winner is None
+    assert verdict.reason == "N/A: b did not answer (connection refused by X)"
+
+
+@pytest.mark.parametrize("text, vote", [("fine.\nVERDICT: A", "A"), ("VERDICT: b", "B"), ("verdict: tie", "TIE"),
+                                        ("I prefer the first one.", None), ("VERDICT: A\n...\nVERDICT: B", "B")])
+def test_parse_verdict(text, vote):
+    assert parse_verdict(text) == vote
+
+
+# -- the judge, through the test server --------------------------------------------------------------------
+
+
+def _judge_bench(isolated, server, judge_answer):
+    server.models["gemma3:27b"].answer = judge_answer
+    tasks = [{"id": "t", "title": "T", "prompt": "Name a prime.", "reference": "Any prime number."}]
+    path = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks,
+                       extra={"judge": {"model": "big-brain"}})
+    return path
+
+
+def _judge_answer(position_biased: bool = False, garbage: bool = False):
+    def answer(prompt: str) -> str:
+        if "=== Answer A ===" not in prompt:
+            return "Seven." if "prime" in prompt else "?"
+        if garbage:
+            return "Both are fine, I think."
+        if position_biased:
+            return "The first is better.\nVERDICT: A"
+        first = prompt.split("=== Answer A ===")[1].split("=== End of answer A ===")[0]
+        return "Answer A names a prime.\nVERDICT: A" if "Seven" in first else "Answer B names a prime.\nVERDICT: B"
+    return answer
+
+
+def _judged(isolated, server):
+    bench = config.load(isolated / "benchmark.yaml")
+    store = cache_mod.AnswerCache.open(isolated / "cache")
+    return gather(bench, store, results.Portable(None)).tasks[0]
+
+
+def test_judge_asked_in_both_orders_agrees_and_decides(server, isolated):
+    server.models["gemma3:4b"].answer = "Nine."
+    bench = _judge_bench(isolated, server, _judge_answer())
+    assert bench_cli("run", "--config", str(bench)) == 0
+    judge_calls = [r for r in server.generations("gemma3:27b") if "=== Answer A ===" in r.body["messages"][-1]["content"]]
+    assert len(judge_calls) == 2
+    assert all(r.body["options"]["temperature"] == 0 for r in judge_calls)
+    task = _judged(isolated, server)
+    assert (task.verdict.winner, task.verdict.decided_by) == ("big-brain", "judge")
+    assert "model-graded" in task.verdict.reason
+    assert "big-brain shown first: Answer A names a prime." in task.verdict.judge.rationale
+    bench_cli("run", "--config", str(bench))
+    assert len(server.generations("gemma3:27b")) == 3  # 1 answer + 2 judge calls, all cached now
+
+
+def test_position_biased_judge_gives_a_tie(server, isolated):
+    server.models["gemma3:4b"].answer = "Nine."
+    bench_cli("run", "--config", str(_judge_bench(isolated, server, _judge_answer(position_biased=True))))
+    task = _judged(isolated, server)
+    assert (task.verdict.winner, task.verdict.decided_by) == ("tie", "judge")
+
+
+def test_unparseable_judge_output_is_an_error_shown_not_a_verdict(server, isolated):
+    server.models["gemma3:4b"].answer = "Nine."
+    bench_cli("run", "--config", str(_judge_bench(isolated, server, _judge_answer(garbage=True))))
+    task = _judged(isolated, server)
+    assert task.verdict.winner == "tie" and task.verdict.decided_by == "none"
+    assert task.verdict.reason == "judge error: the judge's answer has no 'VERDICT: A|B|TIE' line."
+
+
+# -- reviews ----------------------------------------------------------------------------------------------
+
+
+def test_review_file_ties_a_review_to_the_answer_hash(server, isolated):
+    from generator.records import sha256
+
+    server.models["gemma3:27b"].answer = "Answer one."
+    server.models["gemma3:4b"].answer = "Answer two."
+    tasks = [{"id": "t", "title": "T", "prompt": "Anything."}]
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    bench_cli("run", "--config", str(bench))
+    (isolated / "reviews.yaml").write_text(yaml.safe_dump([
+        {"task": "t", "model": "big-brain", "score": 2, "label": "SUPERFICIAL", "issues": ["misses the point"],
+         "reviewer": "ana", "date": "2026-11-20", "output_sha256": sha256("Answer one.")},
+        {"task": "t", "model": "local", "score": 5, "label": "SOLID", "issues": [], "reviewer": "ana",
+         "date": "2026-11-20", "output_sha256": sha256("an older answer")},
+    ]))
+    task = _judged(isolated, server)
+    assert task.cell("big-brain").review.stale is False
+    assert task.cell("local").review.stale is True
+    assert task.verdict.winner == "tie"  # one review is stale, so reviews do not decide
+    (isolated / "reviews.yaml").write_text("- {task: t, model: nobody, score: 9}\n")
+    with pytest.raises(Exception) as caught:
+        _judged(isolated, server)
+    assert "reviews.yaml" in str(caught.value) and "score" in str(caught.value)
