@@ -137,7 +137,8 @@ def where(exc: BaseException, files: tuple[str, ...]) -> tuple[str, int, str] | 
     for frame in traceback.extract_tb(exc.__traceback__):
         name = os.path.basename(frame.filename)
         if name in files:
-            found = (name, frame.lineno or 0, (frame.line or linecache.getline(frame.filename, frame.lineno or 0)).strip())
+            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0)
+            found = (name, frame.lineno or 0, line.strip())
     return found
 
 

@@ -5,7 +5,8 @@ A run: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.
 with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). Before any
 answer code runs the harness sets its limits and an audit hook; then it imports test_answer, runs each
 top-level ``test_*`` function and writes each result as a JSON line to a file descriptor the parent opened
-for it (the answer's prints go to stdout and stderr, captured apart). Past ``wall_s`` the whole process
+for it. The answer's prints go to stdout and stderr, captured apart in a file (its last line is quoted when
+the process dies early), so no print can be taken for a result. Past ``wall_s`` the whole process
 group is killed. The directory is always removed.
 
 What protects the machine (the boundaries):
@@ -72,6 +73,7 @@ while read -r _ _ _ _ point options _; do
     mount -o "remount,bind,$options" "$point"
 done < /proc/self/mountinfo
 cd "$root"
+unset PWD OLDPWD
 exec "$@"
 """
 
@@ -83,7 +85,7 @@ class Limits:
     wall_s: float = 20  # wall clock for the whole run; then the process group is killed
     cpu_s: int = 20  # CPU seconds
     memory_mb: int = 1024  # address space
-    file_mb: int = 16  # largest file the child may write, its captured stdout and stderr included
+    file_mb: int = 16  # largest file the child may write, its captured output included
     nproc: int = 64  # processes and threads
 
 
@@ -104,7 +106,6 @@ class SandboxReport:
 
     outcomes: tuple[TestOutcome, ...]
     error: str | None  # timeout, limit, crash or import failure, in one line; None when the run finished
-    output: str = ""  # the child's stdout and stderr, each cut to OUTPUT_CHARS
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,22 @@ class Isolation:
     @property
     def summary(self) -> str:
         parts = {
-            "confined": ["own network, PID, mount and user namespaces; file system read-only but for its directory"],
-            "network": ["own network and user namespaces; file system as the user's"],
-            "none": ["no namespaces (unshare does not work here): network and files guarded by the audit hook only"],
+            "confined": ["own network, PID, mount and user namespaces; read-only file system but for its directory"],
+            "network": ["own network and user namespaces; file system as for the user"],
+            "none": ["no namespaces (unshare does not work here): network and files guarded by the audit hook"],
         }[self.mode]
         if self.user is not None:
             parts.append("runs as nobody")
         elif os.geteuid() == 0:
             parts.append("runs as root (nobody cannot start this Python)")
-        parts.append("CPU, memory, file size and process limits; audit hook")
+        parts.append("CPU, memory and file size limits")
+        if self.nproc_enforced:
+            parts.append("process limit")
+        elif self.user is None and os.geteuid() == 0:
+            parts.append("no process limit (root ignores it)")
+        else:
+            parts.append("process limit shared with all of the user's processes")
+        parts.append("audit hook")
         return "; ".join(parts)
 
 
@@ -161,7 +169,7 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
         shutil.copyfile(HARNESS, workdir / "_harness.py")
         if iso.user is not None:
             os.chown(workdir, iso.user, iso.user)
-        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as output:
             config = {
                 "root": str(workdir),
                 "report_fd": report.fileno(),
@@ -172,13 +180,13 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
             }
             argv = [sys.executable, "-I", "-B", str(workdir / "_harness.py"), json.dumps(config)]
             command = iso.command(str(workdir), argv)
-            status, cpu_s, timed_out = _run(command, workdir, iso, limits.wall_s, report, out, err)
+            status, cpu_s, timed_out = _run(command, workdir, iso, limits.wall_s, report, output)
             report.seek(0)
             events = _events(report.read(REPORT_BYTES))
-            stdout, stderr = _head(out), _head(err)
+            last_output = _last_line(output)
     finally:
         _remove(workdir)
-    return _assemble(events, status, cpu_s, timed_out, limits, stdout, stderr)
+    return _assemble(events, status, cpu_s, timed_out, limits, last_output)
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -227,15 +235,15 @@ def _probe(executable: str) -> Isolation:
     return Isolation(mode="none", user=None)
 
 
-def _run(command, workdir: Path, iso: Isolation, wall_s: float, report, out, err) -> tuple[int, float, bool]:
+def _run(command, workdir: Path, iso: Isolation, wall_s: float, report, output) -> tuple[int, float, bool]:
     """Start the child, wait at most ``wall_s``, kill its process group; return (wait status, CPU s, timed out)."""
     proc = subprocess.Popen(
         command,
         cwd=workdir,
         env=_environment(str(workdir)),
         stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=err,
+        stdout=output,
+        stderr=output,
         pass_fds=(report.fileno(),),
         start_new_session=True,
         **_as_user(iso.user),
@@ -276,10 +284,12 @@ def _remove(workdir: Path) -> None:
     shutil.rmtree(workdir, onerror=make_writable_and_retry)
 
 
-def _head(stream) -> str:
-    stream.seek(0)
-    data = stream.read(OUTPUT_CHARS + 1).decode("utf-8", "replace")
-    return data if len(data) <= OUTPUT_CHARS else data[:OUTPUT_CHARS] + "\n[… cut]"
+def _last_line(stream) -> str:
+    """The last non-empty line the child printed (a crash's last words), from its final OUTPUT_CHARS."""
+    stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, stream.tell() - OUTPUT_CHARS))
+    lines = stream.read().decode("utf-8", "replace").splitlines()
+    return next((line for line in reversed(lines) if line.strip()), "")
 
 
 # ------------------------------------------------------------------------------------------ reporting
@@ -304,7 +314,7 @@ def _events(data: bytes) -> list[dict]:
 
 
 def _assemble(
-    events: list[dict], status: int, cpu_s: float, timed_out: bool, limits: Limits, stdout: str, stderr: str
+    events: list[dict], status: int, cpu_s: float, timed_out: bool, limits: Limits, last_output: str
 ) -> SandboxReport:
     names: list[str] = []
     results: dict[str, TestOutcome] = {}
@@ -323,16 +333,15 @@ def _assemble(
     if timed_out:
         error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
     elif error is None and not done:
-        error = _crash(status, cpu_s, limits, stderr)
+        error = _crash(status, cpu_s, limits, last_output)
     outcomes = tuple(
         results.get(name) or TestOutcome(name, False, f"did not finish: {error or 'no result reported'}")
         for name in names
     )
-    output = "".join(part for part in (stdout, stderr and f"\n[stderr]\n{stderr}") if part)
-    return SandboxReport(outcomes=outcomes, error=error, output=output)
+    return SandboxReport(outcomes=outcomes, error=error)
 
 
-def _crash(status: int, cpu_s: float, limits: Limits, stderr: str) -> str:
+def _crash(status: int, cpu_s: float, limits: Limits, last_output: str) -> str:
     code = os.waitstatus_to_exitcode(status)
     if cpu_s >= limits.cpu_s * 0.95:
         text = f"CPU time limit of {limits.cpu_s} s exceeded"
@@ -343,5 +352,4 @@ def _crash(status: int, cpu_s: float, limits: Limits, stderr: str) -> str:
             text = f"the test process was killed by signal {-code}"
     else:
         text = f"the test process exited with status {code} before the tests finished"
-    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
-    return _one_line(f"{text}; stderr: {last}" if last and "CPU time" not in text else text)
+    return _one_line(f"{text}; its last output: {last_output}" if last_output and "CPU time" not in text else text)

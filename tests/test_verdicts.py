@@ -16,7 +16,7 @@ from generator.records import Answer, CellResult, CheckResult, Review
 from generator.report import gather
 
 HERE = Path(__file__).parent
-TASKS = yaml.safe_load((HERE / "fixtures" / "tasks.yaml").read_text())
+TASKS = yaml.safe_load((HERE.parent / "benchmark.yaml").read_text(encoding="utf-8"))["tasks"]
 
 
 def _sample(task_id: str, kind: str) -> str:
