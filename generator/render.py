@@ -39,8 +39,12 @@ too much, never too little.
   every run of whitespace (newlines included) folded to one space, Markdown's backslash-escapable
   characters and ``|`` backslash-escaped, and ``& < > " '`` written as HTML entities. The result is
   plain text on one line: no link, image, emphasis, HTML tag, attribute list or table cell break.
-- ``pymdownx.snippets`` and ``md_in_html`` are not enabled in mkdocs.yml (snippets expands ``--8<--``
-  even inside code blocks); nothing here evaluates Markdown found in untrusted text.
+- ``pymdownx.snippets``, ``md_in_html`` and ``attr_list`` are not enabled in mkdocs.yml (snippets expands
+  ``--8<--`` even inside code blocks; attr_list would let ``{: onclick=...}`` set attributes); nothing here
+  evaluates Markdown found in untrusted text.
+- Nav titles and site_name (set by the MkDocs hook) are HTML-escaped, since themes insert them unescaped.
+- MkDocs' search index stores each section as the page's (escaped) HTML, so search results show answers as
+  text too (tests/test_browser.py searches for a hostile answer).
 results.json keeps every text byte for byte (JSON-escaped).
 """
 
@@ -50,11 +54,10 @@ import html
 import io
 import os
 import re
-import shutil
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import FileSystemLoader, StrictUndefined
@@ -66,7 +69,7 @@ from .config import Benchmark, ModelSpec
 from .decide import CLEAR_MARGIN
 from .errors import BenchError
 from .providers import redact_url
-from .records import CellResult, ModelDetails
+from .records import CellResult, ModelDetails, Review
 from .report import ModelReport, Report, TaskReport, gather
 from .results import BenchmarkEntry, CellEntry, ModelEntry, Portable, ResultsFile, TaskEntry
 
@@ -154,6 +157,8 @@ def _environment(templates: Path) -> ImmutableSandboxedEnvironment:
     )
     env.filters["fenced"] = fenced
     env.filters["quoted"] = quoted
+    env.globals.update(check_name=check_name, checks_score=checks_score, decided_by=DECIDED_BY, duration=duration,
+                       link=link, review_text=review_text, winner_cell=winner_cell)
     return env
 
 
@@ -164,6 +169,8 @@ def duration(ms: float | None) -> str:
     """'850 ms', '12.3 s', or '—' when not measured."""
     if ms is None:
         return "—"
+    if ms < 10:
+        return f"{ms:.1f} ms"
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
@@ -178,6 +185,25 @@ def run_date(stamp: str | None) -> str:
 def checks_score(cell: CellResult) -> str:
     passed = sum(c.passed for c in cell.checks)
     return f"{passed}/{len(cell.checks)} checks"
+
+
+def check_name(check) -> str:
+    """A check's name as its results are shown (benchmark.yaml's name, else the checks module's summary)."""
+    from .checks import default_name
+
+    return check.name or default_name(check)
+
+
+def review_text(review: Review | None) -> str | None:
+    """'4/5, good (by ana, 2026-01-30)', marked STALE when the answer changed since."""
+    if review is None:
+        return None
+    stale = " STALE: reviewed an older answer, not applied" if review.stale else ""
+    return f"{review.score}/5, {review.label} (by {review.reviewer}, {review.date}){stale}"
+
+
+DECIDED_BY = {"checks": "objective checks", "review": "human review", "judge": "LLM judge (model-graded)",
+              "none": "nothing separates the answers"}
 
 
 class Redactor:
@@ -225,6 +251,12 @@ class ModelView:
     details: ModelDetails | None
     digest: str | None
     warm_up_ms: float | None
+
+    @property
+    def size(self) -> str | None:
+        """'27.4B, Q4_K_M' as the server reports them."""
+        parts = [self.details.parameter_size, self.details.quantization_level] if self.details else []
+        return ", ".join(p for p in parts if p) or None
 
     @property
     def status_text(self) -> str:
@@ -285,12 +317,32 @@ class TaskView:
         return f"tasks/{self.spec.id}.md"
 
     @property
+    def not_answered(self) -> str:
+        """'N/A: Big Brain and Local did not answer (connection refused ...)': models grouped by reason."""
+        by_reason: dict[str, list[str]] = {}
+        for c in self.cells:
+            if c.cell.status != "ok":
+                by_reason.setdefault(c.reason or "no reason recorded", []).append(c.model.label)
+        parts = [f"{' and '.join(labels)} did not answer ({reason})" for reason, labels in by_reason.items()]
+        return "N/A: " + "; ".join(parts)
+
+    @property
     def winner_text(self) -> str:
         if self.verdict.winner is None:
-            return f"N/A: {self.reason.removeprefix('N/A: ')}"
+            return self.not_answered
         if self.verdict.objectively_clear:
             return f"{self.winner} (objectively clear)"
         return self.winner
+
+
+def winner_cell(task: TaskView) -> Markdown:
+    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: reason'."""
+    if task.verdict.winner is None:
+        return inline(task.winner_text)
+    if task.verdict.winner == "tie":
+        return Markdown("tie")
+    clear = " · objectively clear" if task.verdict.objectively_clear else ""
+    return Markdown(f"**{inline(task.winner)}**{clear}")
 
 
 def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
@@ -353,9 +405,13 @@ def _findings(report: Report, models: list[ModelView], tasks: list[TaskView]) ->
                             f"{inline(t.reason)}"))
     decided = [t for t in tasks if t.verdict.winner is not None]
     if not clear:
-        out.append(Markdown("No task shows an objectively clear difference"
-                            + (" yet: no task was answered by every model." if not decided else
-                               ": the checks did not separate the models by a critical check or a wide margin.")))
+        if not decided:
+            why = " yet: no task was answered by every model."
+        elif not any(t.spec.checks for t in decided):
+            why = ": no answered task has objective checks."
+        else:
+            why = ": no critical check split the models and no pass rates differ by a wide margin."
+        out.append(Markdown("No task shows an objectively clear difference" + why))
     if decided:
         tally = []
         for m in models:
@@ -374,7 +430,7 @@ def _findings(report: Report, models: list[ModelView], tasks: list[TaskView]) ->
         hits = [(t, c) for t in tasks for c in t.cells if c.answer is not None and test(c.answer)]
         if hits:
             where = ", ".join(f"{inline(c.model.label)} on {link(t.spec.title, t.page)}" for t, c in hits)
-            out.append(Markdown(f"Answers {kind}: {where}."))
+            out.append(Markdown(f"Answers {inline(kind)}: {where}."))
     out += _speed_findings(models, tasks)
     judged = [t for t in tasks if t.verdict.decided_by == "judge"]
     if judged:
@@ -419,10 +475,14 @@ def _method(bench: Benchmark) -> dict:
         if t.options:
             overrides.append(f"task {t.id}: {_options_text(t.options.model_dump(exclude_none=True))}")
     defaults = bench.defaults
+    notes = []
+    if defaults.options.seed is None:
+        notes.append("no seed is set, so sampling is not reproducible")
+    if defaults.options.num_predict is None:
+        notes.append("no num_predict is set: answers are as long as the server allows")
     return {
         "options": _options_text(defaults.options.model_dump(exclude_none=True)),
-        "seed": defaults.options.seed,
-        "num_predict": defaults.options.num_predict,
+        "notes": notes,
         "overrides": overrides,
         "timeout": f"{defaults.timeout_s:g} s",
         "retries": defaults.retries,
@@ -437,54 +497,84 @@ def _method(bench: Benchmark) -> dict:
 # -------------------------------------------------------------------------------------------- chart
 
 
+CHART_MAX_TASKS = 24  # above this, one bar per task is unreadable: the chart shows each model's spread
+
+
 def latency_svg(models: list[ModelView], tasks: list[TaskView]) -> str:
-    """Grouped horizontal bars: each task's latency per model. Deterministic SVG, text as <text>, no Date."""
+    """Each task's latency per model (grouped bars), or per model a box plot when there are many tasks.
+
+    Deterministic SVG: a fixed hash salt, no date or creator, text as <text> so fonts do not change bytes.
+    """
     import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
-    colors = ["#3f51b5", "#ff9800", "#009688", "#e91e63", "#8bc34a", "#795548"]
     rc = {"svg.hashsalt": "big-brain-bench", "svg.fonttype": "none", "text.parse_math": False,
           "font.family": "DejaVu Sans", "font.size": 10}
+    latencies = {m.id: [(j, t.report.cell(m.id).answer) for j, t in enumerate(tasks)] for m in models}
     with matplotlib.rc_context(rc):
-        height = 1.4 + 0.45 * len(tasks) * max(1, len(models))
-        fig = Figure(figsize=(8, height), facecolor="white")
+        many = len(tasks) > CHART_MAX_TASKS
+        any_answer = any(a is not None for values in latencies.values() for _, a in values)
+        rows = 1 if not any_answer else len(models) if many else len(tasks) * max(1, len(models))
+        fig = Figure(figsize=(8, 1.6 + 0.45 * rows), facecolor="white")
         FigureCanvasSVG(fig)
         ax = fig.add_subplot()
-        group = 0.8 / max(1, len(models))
-        any_bar = False
-        for i, m in enumerate(models):
-            ys, xs, missing = [], [], []
-            for j, t in enumerate(tasks):
-                y = j + (i - (len(models) - 1) / 2) * group
-                answer = t.report.cell(m.id).answer
-                if answer is None:
-                    missing.append(y)
-                else:
-                    ys.append(y)
-                    xs.append(answer.latency_ms / 1000)
-            bars = ax.barh(ys, xs, height=group * 0.9, color=colors[i % len(colors)], label=m.label)
-            any_bar = any_bar or bool(xs)
-            ax.bar_label(bars, labels=[f"{x:.1f} s" for x in xs], padding=3, fontsize=8)
-            for y in missing:
-                ax.text(0, y, " no answer", va="center", fontsize=8, color="#b00020")
-        ax.set_yticks(range(len(tasks)), ["\n".join(textwrap.wrap(t.spec.title, 26)) for t in tasks])
-        ax.invert_yaxis()
-        ax.set_xlabel("answer latency, seconds (wall clock; model load excluded)")
-        ax.set_xlim(left=0)
-        if not any_bar:
+        if not any_answer:
             ax.set_xlim(0, 1)
             ax.set_xticks([])
+            ax.set_yticks([])
             ax.text(0.5, 0.5, "No answers yet", transform=ax.transAxes, ha="center", va="center", fontsize=14,
                     color="#555555")
+        elif many:
+            _box_chart(ax, models, latencies, len(tasks))
         else:
-            ax.margins(x=0.15)
+            _bar_chart(ax, models, tasks, latencies)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=max(1, len(models)), frameon=False)
         fig.tight_layout()
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return buf.getvalue()
+
+
+def _bar_chart(ax, models: list[ModelView], tasks: list[TaskView], latencies: dict) -> None:
+    group = 0.8 / max(1, len(models))
+    for i, m in enumerate(models):
+        ys, xs, missing = [], [], []
+        for j, answer in latencies[m.id]:
+            y = j + (i - (len(models) - 1) / 2) * group
+            if answer is None:
+                missing.append(y)
+            else:
+                ys.append(y)
+                xs.append(answer.latency_ms / 1000)
+        bars = ax.barh(ys, xs, height=group * 0.9, color=CHART_COLORS[i % len(CHART_COLORS)], label=m.label)
+        ax.bar_label(bars, labels=[duration(x * 1000) for x in xs], padding=3, fontsize=8)
+        for y in missing:
+            ax.text(0, y, " no answer", va="center", fontsize=8, color="#b00020")
+    ax.set_yticks(range(len(tasks)), ["\n".join(textwrap.wrap(t.spec.title, 26)) for t in tasks])
+    ax.invert_yaxis()
+    ax.set_xlabel("answer latency, seconds (wall clock; model load excluded)")
+    ax.set_xlim(left=0)
+    ax.margins(x=0.15)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=max(1, len(models)), frameon=False)
+
+
+def _box_chart(ax, models: list[ModelView], latencies: dict, n_tasks: int) -> None:
+    data, labels = [], []
+    for m in models:
+        values = [a.latency_ms / 1000 for _, a in latencies[m.id] if a is not None]
+        data.append(values or [float("nan")])
+        labels.append(f"{m.label}\n{len(values)} of {n_tasks} answered")
+    parts = ax.boxplot(data, vert=False, patch_artist=True, widths=0.6)
+    for i, box in enumerate(parts["boxes"]):
+        box.set_facecolor(CHART_COLORS[i % len(CHART_COLORS)])
+    ax.set_yticks(range(1, len(models) + 1), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"answer latency per task, seconds ({n_tasks} tasks; each task's value is in the table)")
+    ax.set_xlim(left=0)
+
+
+CHART_COLORS = ["#3f51b5", "#ff9800", "#009688", "#e91e63", "#8bc34a", "#795548"]
 
 
 # --------------------------------------------------------------------------------------- results.json
@@ -574,7 +664,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     files: dict[str, bytes] = {}
     files["index.md"] = env.get_template("index.md.j2").render(**common).encode()
     files[SUMMARY] = env.get_template("summary.md.j2").render(
-        **common, findings=_findings(report, models, tasks), method=_method(bench), chart=CHART,
+        **common, findings=_findings(report, models, tasks), method=_method(bench), chart=Markdown(CHART),
         latency_totals=_latency_totals(models, tasks)).encode()
     task_template = env.get_template("task.md.j2")
     for t in tasks:
@@ -603,11 +693,15 @@ def _latency_totals(models: list[ModelView], tasks: list[TaskView]) -> list[str]
     return out
 
 
-def nav(bench: Benchmark) -> list:
-    """The site navigation in benchmark order (set by the MkDocs hook)."""
-    return [{"Home": "index.md"}, {"Summary": SUMMARY},
-            {"Tasks": [{t.title: f"tasks/{t.id}.md"} for t in bench.tasks]}, {"About": "about.md"}]
+def nav(bench: Benchmark, docs_dir: str | Path) -> list:
+    """The site navigation in benchmark order (set by the MkDocs hook), with any other top-level page of docs/.
+
+    Titles are HTML-escaped: MkDocs themes insert nav titles into the page unescaped.
+    """
+    tasks = [{html.escape(t.title): f"tasks/{t.id}.md"} for t in bench.tasks]
+    known = {"index.md", SUMMARY, "about.md"}
+    others = sorted(p.name for p in Path(docs_dir).glob("*.md") if p.name not in known)
+    return [{"Home": "index.md"}, {"Summary": SUMMARY}, {"Tasks": tasks}, *others, {"About": "about.md"}]
 
 
 __all__ = ["Markdown", "fenced", "inline", "nav", "render", "results_file", "visible"]
-_ = (html, shutil, Callable)  # noqa: keep imports used by type checkers quiet

@@ -52,6 +52,7 @@ class LoggedRequest:
     method: str
     path: str
     body: dict
+    headers: dict = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -178,7 +179,7 @@ class FakeOllama:
                 self.wfile.flush()
 
             def _log(self, body: dict) -> LoggedRequest:
-                entry = LoggedRequest(self.command, self.path, body)
+                entry = LoggedRequest(self.command, self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 with server._lock:
                     server.log.append(entry)
                 return entry

@@ -1,0 +1,156 @@
+"""End to end: run, render, `mkdocs build --strict`, then read the HTML. Hostile answers stay inert text."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+import yaml
+from conftest import bench_cli, write_bench
+from site_helpers import HOSTILE, Page, expected_code, hostile_answer, mkdocs_build, project
+
+from generator.records import sha256
+
+HOSTILE_TASKS = [{"id": f"case-{name}", "title": f"Case {name}", "prompt": f"Case {name}"} for name in HOSTILE] + [
+    {"id": "everything", "title": "Everything at once", "prompt": "All cases together.",
+     "checks": [{"type": "regex", "pattern": "<script>[^\\n]*"},
+                {"type": "contains", "value": "not in any answer", "name": "a check <b>named</b> | [x](y)"}]},
+]
+THINKING = "Thinking about <script>window.__pwned=1</script>\n```\n</details><img src=x onerror=alert(1)>"
+EVENT_ATTRIBUTE = re.compile(r"^on", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One hostile run, rendered and built, shared by the tests of this module (a build takes seconds)."""
+    import os
+    import sys
+
+    tmp = tmp_path_factory.mktemp("site")
+    cache = tmp / "cache"
+    old_cwd, old_cache = os.getcwd(), os.environ.get("BENCH_CACHE_DIR")
+    os.chdir(tmp)
+    os.environ["BENCH_CACHE_DIR"] = str(cache)
+    try:
+        sys.path.insert(0, str(tmp))
+        from ollama_server import FakeModel, FakeOllama
+
+        big = FakeModel("gemma3:27b", answer=hostile_answer)
+        local = FakeModel("gemma3:4b", answer=lambda p: "A harmless answer to: " + p, thinking=THINKING)
+        with FakeOllama([big, local]) as server:
+            bench = write_bench(tmp / "benchmark.yaml", big_host=server.url, tasks=HOSTILE_TASKS)
+            data = yaml.safe_load(bench.read_text())
+            data["models"][1]["think"] = True
+            data["title"] = 'Bench <img src=x onerror="window.__pwned=1"> & co'
+            bench.write_text(yaml.safe_dump(data, sort_keys=False))
+            (tmp / "reviews.yaml").write_text(yaml.safe_dump([
+                {"task": "everything", "model": "local", "score": 2, "reviewer": "<b>eve</b>", "date": "2026-01-30",
+                 "label": "bad | <script>window.__pwned=1</script>",
+                 "issues": ["[click](javascript:window.__pwned=1)", "<img src=x onerror=alert(1)>\n!!! danger"],
+                 "output_sha256": sha256("A harmless answer to: All cases together.")}]))
+            assert bench_cli("run", "--config", str(bench)) == 0
+            assert bench_cli("render", "--config", str(bench)) == 0
+        config = project(tmp)
+        result = mkdocs_build(config, tmp / "site")
+        assert result.returncode == 0, result.stderr
+        yield tmp, result
+    finally:
+        os.chdir(old_cwd)
+        if old_cache is None:
+            os.environ.pop("BENCH_CACHE_DIR", None)
+        else:
+            os.environ["BENCH_CACHE_DIR"] = old_cache
+
+
+def pages(site):
+    return {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")}
+
+
+def test_the_build_is_strict_clean_and_rerenders_nothing(built):
+    tmp, result = built
+    assert "WARNING" not in result.stderr
+    assert "bench: rendered" in result.stderr and "0 file(s) changed" in result.stderr
+    site = tmp / "site"
+    for page in ["index.html", "big-brain-benchmark/index.html", "about/index.html", "tasks/everything/index.html",
+                 "results.json", "assets/latency.svg", "assets/bench.css"]:
+        assert (site / page).exists(), page
+
+
+def test_every_answer_is_shown_exactly(built):
+    tmp, _ = built
+    for name, answer in HOSTILE.items():
+        page = Page((tmp / "site" / "tasks" / f"case-{name}" / "index.html").read_text())
+        assert expected_code(answer) in page.codes, name
+    everything = Page((tmp / "site" / "tasks" / "everything" / "index.html").read_text())
+    assert expected_code("\n".join(HOSTILE.values())) in everything.codes
+    assert expected_code(THINKING) in everything.codes
+    assert expected_code("A harmless answer to: All cases together.") in everything.codes
+
+
+def test_no_answer_makes_a_live_tag_or_attribute(built):
+    tmp, _ = built
+    for name, html in pages(tmp / "site").items():
+        page = Page(html)
+        for tag, attrs in page.tags:
+            assert not any(EVENT_ATTRIBUTE.match(a) for a in attrs), (name, tag, attrs)
+            for value in attrs.values():
+                assert not (value or "").strip().lower().startswith("javascript:"), (name, tag, attrs)
+            assert tag not in ("iframe", "svg") or tag == "svg" and "onload" not in attrs, (name, tag)
+        # The theme's five: three inline helpers, the JSON config and the bundle. Nothing else runs.
+        scripts = page.all("script")
+        assert len(scripts) == 5 and [a.get("id") for a in scripts].count("__config") == 1, (name, scripts)
+        assert [a["src"].rsplit("/", 1)[-1].split(".")[0] for a in scripts if a.get("src")] == ["bundle"], name
+        assert "pwned" not in "".join(page.texts.get("script", [])), name
+        for attrs in page.all("img"):
+            assert attrs.get("src", "").endswith("assets/latency.svg"), (name, attrs)
+        assert not any("danger" in (a.get("class") or "") for a in page.all("div")), name
+        labels = page.texts.get("label", [])
+        assert not any("fake tab" in t for t in labels), name
+
+
+def test_no_file_is_included_and_no_template_is_evaluated(built):
+    tmp, _ = built
+    for name, html in pages(tmp / "site").items():
+        assert "root:x:0:0" not in html, name
+        assert "markdown_extensions" not in html and "custom_dir" not in html, name
+    page = Page((tmp / "site" / "tasks" / "case-jinja" / "index.html").read_text())
+    assert expected_code(HOSTILE["jinja"]) in page.codes
+    assert not any("Test bench" in code or "Bench &" in code for code in page.codes)
+
+
+def test_each_answer_is_in_its_own_tab(built):
+    tmp, _ = built
+    page = Page((tmp / "site" / "tasks" / "case-tabs" / "index.html").read_text())
+    assert [a.get("for") for a in page.all("label") if (a.get("for") or "").startswith("__tabbed")] == [
+        "__tabbed_1_1", "__tabbed_1_2"]
+    assert [a["id"] for a in page.all("input") if a.get("name") == "__tabbed_1"] == ["__tabbed_1_1", "__tabbed_1_2"]
+    assert not any(a.get("name", "").startswith("__tabbed_2") for a in page.all("input"))
+
+
+def test_untrusted_names_details_and_reviews_are_escaped_text(built):
+    tmp, _ = built
+    html = (tmp / "site" / "tasks" / "everything" / "index.html").read_text()
+    assert "bad | &lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+    assert "[click](javascript:window.__pwned=1)" in html
+    assert "&lt;img src=x onerror=alert(1)&gt; !!! danger" in html
+    assert "a check &lt;b&gt;named&lt;/b&gt; | [x](y)" in html
+    assert "&lt;b&gt;eve&lt;/b&gt;" in html
+    summary = (tmp / "site" / "big-brain-benchmark" / "index.html").read_text()
+    title = re.search(r"<title>(.*?)</title>", summary).group(1)
+    assert "&lt;img" in title and "<img" not in title
+
+
+def test_a_broken_benchmark_fails_the_build_with_its_message(built, tmp_path):
+    tmp, _ = built
+    config = project(tmp_path)
+    shutil.copy(tmp / "benchmark.yaml", tmp_path / "benchmark.yaml")
+    (tmp_path / "docs").mkdir()  # committed in a real checkout
+    (tmp_path / "benchmark.yaml").write_text((tmp_path / "benchmark.yaml").read_text().replace(
+        "temperature: 0.3", "temperature: 9"))
+    result = mkdocs_build(config, tmp_path / "site")
+    assert result.returncode == 1
+    assert "benchmark.yaml: 1 problem" in result.stderr
+    assert "defaults.options.temperature (line" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not any((tmp_path / "docs").iterdir())
