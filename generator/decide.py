@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .config import Benchmark, TaskSpec
 from .evaluate import Evidence, judge_key
-from .records import CellResult, CheckResult, Verdict
+from .records import CellResult, CheckResult, JudgeResult, Verdict
 
 CLEAR_MARGIN = 0.5
 
@@ -57,6 +57,13 @@ def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence: 
         reasons = "; ".join(f"{c.model_id} did not answer ({c.reason})" for c in missing)
         return Verdict(task_id=task.id, winner=None, decided_by="none", objectively_clear=False,
                        reason=f"N/A: {reasons}")
+    judged = evidence.judge(judge_key(bench, task, cells[0], cells[1])) if bench.judge and len(cells) > 1 else None
+    verdict = _decide(task, cells, judged)
+    # The judge's rationale is shown on the page even when stronger evidence decided.
+    return verdict if verdict.judge is not None or judged is None else verdict.model_copy(update={"judge": judged})
+
+
+def _decide(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None) -> Verdict:
     contenders = cells
     if task.checks:
         top, clear = _by_checks(cells)
@@ -75,9 +82,9 @@ def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence: 
             prefix = f"checks tie between {tied}; " if task.checks else ""
             return Verdict(task_id=task.id, winner=top[0].model_id, decided_by="review", objectively_clear=False,
                            reason=f"{prefix}human review: {scores}.")
-    judged = _judge(bench, task, cells, contenders, evidence)
-    if judged is not None:
-        return judged
+    by_judge = _judge(task, contenders, judged)
+    if by_judge is not None:
+        return by_judge
     if task.checks:
         reason = f"the checks do not separate {tied} ({describe_checks(contenders[0])})"
     else:
@@ -85,11 +92,7 @@ def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence: 
     return Verdict(task_id=task.id, winner="tie", decided_by="none", objectively_clear=False, reason=reason + ".")
 
 
-def _judge(bench: Benchmark, task: TaskSpec, cells: list[CellResult], contenders: list[CellResult],
-           evidence: Evidence) -> Verdict | None:
-    if bench.judge is None or len(cells) < 2:
-        return None
-    result = evidence.judge(judge_key(bench, task, cells[0], cells[1]))
+def _judge(task: TaskSpec, contenders: list[CellResult], result: JudgeResult | None) -> Verdict | None:
     if result is None:
         return None
     if result.error or result.winner is None:

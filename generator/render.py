@@ -50,6 +50,7 @@ results.json keeps every text byte for byte (JSON-escaped).
 
 from __future__ import annotations
 
+import csv
 import html
 import io
 import os
@@ -63,6 +64,7 @@ from urllib.parse import urlsplit
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from . import history as history_mod
 from . import results as results_mod
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
@@ -74,6 +76,9 @@ from .report import ModelReport, Report, TaskReport, gather
 from .results import BenchmarkEntry, CellEntry, ModelEntry, Portable, ResultsFile, TaskEntry
 
 SUMMARY = "big-brain-benchmark.md"
+HISTORY = "history.md"
+COMPARISON_CSV = "comparison.csv"
+LATENCY_CSV = "latency.csv"
 CHART = "assets/latency.svg"
 REDACTED = "redacted"
 
@@ -158,7 +163,8 @@ def _environment(templates: Path) -> ImmutableSandboxedEnvironment:
     env.filters["fenced"] = fenced
     env.filters["quoted"] = quoted
     env.globals.update(check_name=check_name, checks_score=checks_score, decided_by=DECIDED_BY, duration=duration,
-                       link=link, review_text=review_text, winner_cell=winner_cell)
+                       link=link, review_text=review_text, winner_cell=winner_cell, percent=percent,
+                       digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
     return env
 
 
@@ -172,6 +178,11 @@ def duration(ms: float | None) -> str:
     if ms < 10:
         return f"{ms:.1f} ms"
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def percent(score: float | None) -> str:
+    """A weighted check pass rate as '75%', or '—' when not scored."""
+    return "—" if score is None else f"{score * 100:.0f}%"
 
 
 def run_date(stamp: str | None) -> str:
@@ -614,6 +625,61 @@ def results_file(report: Report, models: list[ModelView], tasks: list[TaskView],
 # ---------------------------------------------------------------------------------------------- files
 
 
+def tables_csv(models: list[ModelView], tasks: list[TaskView]) -> tuple[str, str]:
+    """The comparison and latency tables as CSV (comparison.csv, latency.csv), linked from the summary."""
+    comparison, latency = io.StringIO(), io.StringIO()
+    cw, lw = csv.writer(comparison, lineterminator="\n"), csv.writer(latency, lineterminator="\n")
+    cw.writerow(["task", *[m.id for m in models], "winner", "decided_by", "objectively_clear"])
+    lw.writerow(["task", *[f"{m.id}_latency_ms" for m in models]])
+    for t in tasks:
+        verdict = t.verdict
+        cw.writerow([t.spec.id, *[c.summary for c in t.cells], verdict.winner or "N/A", verdict.decided_by,
+                     str(verdict.objectively_clear).lower()])
+        lw.writerow([t.spec.id, *[f"{c.answer.latency_ms:.1f}" if c.answer else "" for c in t.cells]])
+    return comparison.getvalue(), latency.getvalue()
+
+
+@dataclass(frozen=True)
+class Move:
+    """One task × model between the two latest recorded runs."""
+
+    task: str
+    model: str
+    latency_before: float | None
+    latency_now: float | None
+    score_before: float | None
+    score_now: float | None
+    answer_changed: bool
+    winner_before: str | None
+    winner_now: str | None
+
+    @property
+    def latency_change(self) -> str:
+        if self.latency_before is None or self.latency_now is None:
+            return "—"
+        pct = (self.latency_now - self.latency_before) / self.latency_before * 100 if self.latency_before else 0
+        return f"{pct:+.0f}%"
+
+
+def history_moves(history: history_mod.History, bench: Benchmark) -> list[Move]:
+    """Per task and model, latency, score and winner in the run before the last and in the last."""
+    if len(history.runs) < 2:
+        return []
+    before, now = history.runs[-2], history.runs[-1]
+    old = {(t.task, c.model): (t, c) for t in before.tasks for c in t.cells}
+    moves = []
+    for t in now.tasks:
+        for c in t.cells:
+            if (t.task, c.model) not in old:
+                continue
+            ot, oc = old[(t.task, c.model)]
+            moves.append(Move(task=t.task, model=c.model, latency_before=oc.latency_ms, latency_now=c.latency_ms,
+                              score_before=oc.score, score_now=c.score,
+                              answer_changed=oc.output_sha256 != c.output_sha256,
+                              winner_before=ot.winner, winner_now=t.winner))
+    return moves
+
+
 def find_site_src(bench: Benchmark) -> Path:
     """site_src beside benchmark.yaml, else the one beside this package (a checkout), else ./site_src."""
     here = Path(__file__).resolve().parent.parent / "site_src"
@@ -670,6 +736,10 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     for t in tasks:
         files[t.page] = task_template.render(**common, task=t).encode()
     files[results_mod.FILENAME] = _encode(results_file(report, models, tasks, redact).to_json())
+    files[COMPARISON_CSV], files[LATENCY_CSV] = (_encode(text) for text in tables_csv(models, tasks))
+    history = history_mod.load(docs)
+    files[HISTORY] = env.get_template("history.md.j2").render(
+        **common, moves=history_moves(history, bench), runs=history.runs[::-1]).encode()
     files[CHART] = latency_svg(models, tasks).encode()
     for folder, target in ((source / "pages", ""), (source / "css", "assets/")):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
@@ -699,9 +769,10 @@ def nav(bench: Benchmark, docs_dir: str | Path) -> list:
     Titles are HTML-escaped: MkDocs themes insert nav titles into the page unescaped.
     """
     tasks = [{html.escape(t.title): f"tasks/{t.id}.md"} for t in bench.tasks]
-    known = {"index.md", SUMMARY, "about.md"}
+    known = {"index.md", SUMMARY, "about.md", HISTORY}
     others = sorted(p.name for p in Path(docs_dir).glob("*.md") if p.name not in known)
-    return [{"Home": "index.md"}, {"Summary": SUMMARY}, {"Tasks": tasks}, *others, {"About": "about.md"}]
+    return [{"Home": "index.md"}, {"Summary": SUMMARY}, {"Tasks": tasks}, {"History": HISTORY}, *others,
+            {"About": "about.md"}]
 
 
 __all__ = ["Markdown", "fenced", "inline", "nav", "render", "results_file", "visible"]

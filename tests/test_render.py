@@ -49,10 +49,11 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     server.models["gemma3:27b"].answer = answers
     bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
     run_and_render(bench)
-    assert "rendered docs: 8 file(s) changed" in capsys.readouterr().out
+    assert "rendered docs: 11 file(s) changed" in capsys.readouterr().out
     docs = isolated / "docs"
     assert set(snapshot(docs)) >= {"about.md", "assets/bench.css", "assets/latency.svg", "big-brain-benchmark.md",
-                                      "index.md", "results.json", "tasks/poem.md", "tasks/sum.md"}
+                                      "index.md", "results.json", "tasks/poem.md", "tasks/sum.md", "history.md",
+                                      "comparison.csv", "latency.csv"}
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert summary.startswith("# Test bench\n")
     row = f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | bbbbbbbbbbbb |"
