@@ -340,8 +340,8 @@ def _expand_tree(node: Any, env: dict[str, str], path: tuple, missing: list[tupl
     return node
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML allows it silently)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe loader (libyaml's when present) that refuses a key given twice in one mapping (YAML allows it)."""
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -353,7 +353,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
                 None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
             )
         seen[key] = key_node.start_mark.line + 1
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -377,8 +377,13 @@ def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None 
     """Validate benchmark.yaml text. Raises ConfigError listing every problem."""
     env = dict(os.environ) if env is None else env
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-        lines = _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        loader = _UniqueKeyLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+        lines = _Lines(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -20,7 +20,7 @@ What is guaranteed for untrusted text
 Untrusted means anything a model, a reviewer, a check or a file wrote: answers, thinking, judge
 rationales, failure reasons, check names and details, review labels and issues, and, to keep one rule,
 every string from benchmark.yaml (titles, labels, prompts). Templates are ours; untrusted text only ever
-reaches them as Jinja *variables* of an ImmutableSandboxedEnvironment, never as template source, so
+reaches them as Jinja *variables*, never as template source, so
 ``{{ ... }}`` or ``{% include %}`` in an answer is printed, not evaluated. Every ``{{ }}`` output goes
 through one finalizer: a string is escaped with ``inline()`` unless it is a ``Markdown`` value, which only
 ``inline()``, ``fenced()`` and this module's own builders produce. So forgetting a filter escapes
@@ -61,8 +61,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import history as history_mod
 from . import results as results_mod
@@ -150,8 +149,10 @@ def _finalize(value: Any) -> Any:
     return inline(value)
 
 
-def _environment(templates: Path) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(templates: Path) -> Environment:
+    # A plain Environment: the templates are ours, and untrusted text only ever arrives as data. (A sandboxed
+    # environment guards against untrusted *templates*; here it only tripled the render time.)
+    env = Environment(
         loader=FileSystemLoader(str(templates)),
         undefined=StrictUndefined,
         finalize=_finalize,
