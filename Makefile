@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Material prints a banner about a future MkDocs 2 on every build; it adds nothing to ours.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install bench run render site serve test perf demo clean
 

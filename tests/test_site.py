@@ -154,3 +154,23 @@ def test_a_broken_benchmark_fails_the_build_with_its_message(built, tmp_path):
     assert "defaults.options.temperature (line" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not any((tmp_path / "docs").iterdir())
+
+
+def test_with_no_model_reachable_the_real_benchmark_builds_strict_and_says_why(tmp_path, monkeypatch):
+    """What `make bench` does on a fresh machine with no Ollama: run, render, mkdocs build --strict."""
+    from conftest import ROOT, free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BIG_BRAIN_HOST", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    shutil.copy(ROOT / "benchmark.yaml", tmp_path / "benchmark.yaml")
+    assert bench_cli("run") == 0
+    assert bench_cli("render") == 0
+    built = mkdocs_build(project(tmp_path), tmp_path / "site")
+    assert built.returncode == 0, built.stdout + built.stderr
+    summary = Page((tmp_path / "site" / "big-brain-benchmark" / "index.html").read_text())
+    text = " ".join(" ".join(parts) for parts in summary.texts.values())
+    assert text.count("UNAVAILABLE: connection refused by http://127.0.0.1:") >= 2
+    assert "N/A" in text
+    for task in ("gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"):
+        assert (tmp_path / "site" / "tasks" / task / "index.html").exists()
