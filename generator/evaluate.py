@@ -71,7 +71,8 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
                 results = run_checks(task, cell.answer.text)
             else:
                 results = []
-            evidence.cache.put_checks(key, results) if results else None
+            if results:
+                evidence.cache.put_checks(key, results)
     review = evidence.reviews.get((task.id, cell.model_id))
     if review is not None and review.output_sha256 != sha:
         review = review.model_copy(update={"stale": True})
@@ -167,14 +168,14 @@ def judge_pair(bench: Benchmark, task: TaskSpec, a: CellResult, b: CellResult, p
                        rationale="\n\n".join(rationales))
 
 
-def run_judge(bench: Benchmark, cache: AnswerCache, portable: Portable, provider_factory=provider_for) -> int:
+def run_judge(bench: Benchmark, cache: AnswerCache, portable: Portable) -> int:
     """Judge every task whose first two answers are both present and not yet judged. Returns calls made."""
     if bench.judge is None:
         return 0
     from .report import gather
 
     judge_model = bench.model(bench.judge.model)
-    provider = provider_factory(judge_model, bench.timeout_for(judge_model))
+    provider = provider_for(judge_model, bench.timeout_for(judge_model), bench.defaults.max_answer_chars)
     evidence = Evidence(cache=cache, reviews={}, portable=portable, run_checks=False)
     made = 0
     for task in gather(bench, cache, portable, evidence).tasks:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import ollama
+import openai
 from pydantic import ValidationError
 
 from .config import ModelSpec
@@ -69,6 +70,31 @@ def redact_url(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//", url)
 
 
+class _Stream:
+    """Clock and size of one streamed answer: time to first token, the deadline and the size cap."""
+
+    def __init__(self, timeout_s: float, max_chars: int):
+        self.start = time.perf_counter()
+        self.timeout_s, self.max_chars = timeout_s, max_chars
+        self.ttft_ms: float | None = None
+        self.size = 0
+
+    def took(self, *pieces: str) -> None:
+        """Account for one chunk; raises when the answer is too long or too late."""
+        now = time.perf_counter()
+        if self.ttft_ms is None and any(pieces):
+            self.ttft_ms = round((now - self.start) * 1000, 3)
+        self.size += sum(map(len, pieces))
+        if self.size > self.max_chars:
+            raise ProviderError(f"the answer passed max_answer_chars={self.max_chars} and was dropped",
+                                kind="too_large")
+        if now - self.start > self.timeout_s:
+            raise ProviderError(f"the answer took longer than timeout_s={self.timeout_s:g}s", kind="timeout")
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.start) * 1000, 3)
+
+
 class OllamaProvider(Provider):
     """A model behind an Ollama server, through the official ``ollama`` client."""
 
@@ -78,8 +104,6 @@ class OllamaProvider(Provider):
         self.max_answer_chars = max_answer_chars
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout)
-
-    # -- the three calls --------------------------------------------------------------------------
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
@@ -110,44 +134,21 @@ class OllamaProvider(Provider):
         return round((time.perf_counter() - start) * 1000, 3)
 
     def complete(self, request: Request) -> Completion:
-        start = time.perf_counter()
-        deadline = start + self.timeout_s
+        clock = _Stream(self.timeout_s, self.max_answer_chars)
         text: list[str] = []
         thinking: list[str] = []
-        ttft: float | None = None
-        size = 0
         final = None
         with self._errors(request.model):
-            stream = self._client.chat(
-                model=request.model,
-                messages=request.messages(),
-                options=request.options or None,
-                think=request.think,
-                stream=True,
-            )
+            stream = self._client.chat(model=request.model, messages=request.messages(),
+                                       options=request.options or None, think=request.think, stream=True)
             try:
                 for part in stream:
-                    now = time.perf_counter()
-                    message = part.message
-                    if ttft is None and (message.content or message.thinking):
-                        ttft = (now - start) * 1000
-                    text.append(message.content or "")
-                    thinking.append(message.thinking or "")
-                    size += len(text[-1]) + len(thinking[-1])
-                    if size > self.max_answer_chars:
-                        raise ProviderError(
-                            f"the answer passed max_answer_chars={self.max_answer_chars} and was dropped",
-                            kind="too_large",
-                        )
-                    if part.done:
-                        final = part
-                    if now > deadline:
-                        raise ProviderError(
-                            f"the answer took longer than timeout_s={self.timeout_s:g}s", kind="timeout"
-                        )
+                    text.append(part.message.content or "")
+                    thinking.append(part.message.thinking or "")
+                    clock.took(text[-1], thinking[-1])
+                    final = part if part.done else final
             finally:
                 stream.close()
-        latency = (time.perf_counter() - start) * 1000
         if final is None:
             raise ProviderError("the stream ended before the answer was complete (no done message)", kind="cut")
         eval_ms = _ms(final.eval_duration)
@@ -155,8 +156,8 @@ class OllamaProvider(Provider):
             text="".join(text),
             thinking="".join(thinking),
             done_reason=final.done_reason,
-            latency_ms=round(latency, 3),
-            ttft_ms=None if ttft is None else round(ttft, 3),
+            latency_ms=clock.elapsed_ms(),
+            ttft_ms=clock.ttft_ms,
             load_ms=_ms(final.load_duration),
             total_ms=_ms(final.total_duration),
             prompt_eval_ms=_ms(final.prompt_eval_duration),
@@ -166,61 +167,8 @@ class OllamaProvider(Provider):
             tokens_per_s=round(final.eval_count / (eval_ms / 1000), 2) if final.eval_count and eval_ms else None,
         )
 
-    # -- turning the client's many exceptions into one reason ------------------------------------------
-
-    def _errors(self, model: str):
+    def _errors(self, model: str) -> _ErrorMap:
         return _OllamaErrors(redact_url(self.host), model, self.timeout_s)
-
-
-class _OllamaErrors:
-    """Context manager mapping what the ollama client and httpx raise to ProviderError."""
-
-    def __init__(self, host: str, model: str, timeout_s: float, server: str = "Ollama"):
-        self.host, self.model, self.timeout_s, self.server = host, model, timeout_s, server
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or isinstance(exc, (ProviderError, KeyboardInterrupt, SystemExit)):
-            return False
-        raise self.reason(exc) from None
-
-    def reason(self, exc: BaseException) -> ProviderError:
-        host, model = self.host, self.model
-        if isinstance(exc, ollama.ResponseError):
-            status, error = exc.status_code, _one_line(exc.error)
-            if status == -1:
-                return ProviderError(f"the server reported an error mid-answer: {error}", kind="server")
-            if status == 404:
-                hint = f"run 'ollama pull {model}' there" if "model" in error.lower() else "is the endpoint up?"
-                return ProviderError(f"HTTP 404 from {host}: {error}; {hint}", kind="not_found")
-            if status in (401, 403):
-                return ProviderError(f"HTTP {status} from {host}: {error}; check the model's headers", kind="auth")
-            return ProviderError(
-                f"HTTP {status} from {host}: {error}", kind="server", transient=status in (502, 503, 504)
-            )
-        if isinstance(exc, httpx.ConnectTimeout):
-            return ProviderError(f"timed out connecting to {host}", kind="connection", transient=True)
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderError(f"no answer from {host} within timeout_s={self.timeout_s:g}s", kind="timeout")
-        if isinstance(exc, (httpx.ConnectError, ConnectionError)):
-            # The client replaces httpx's ConnectError with a generic ConnectionError; the cause stays attached.
-            text = f"{exc} {exc.__context__ or ''}".lower()
-            if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
-                return ProviderError(f"cannot resolve the host name of {host}: check the URL", kind="connection")
-            return ProviderError(f"connection refused by {host}: is {self.server} running there?", kind="connection")
-        if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc):
-            return ProviderError(f"connection to {host} was reset", kind="connection", transient=True)
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return ProviderError(f"{host} closed the connection mid-answer (stream cut)", kind="cut")
-        if isinstance(exc, httpx.ReadError):
-            return ProviderError(f"connection to {host} was reset", kind="connection", transient=True)
-        if isinstance(exc, (json.JSONDecodeError, ValidationError)):
-            return ProviderError(f"{host} sent a malformed response line", kind="malformed")
-        if isinstance(exc, httpx.HTTPError):
-            return ProviderError(f"request to {host} failed: {_one_line(exc)}", kind="connection")
-        return ProviderError(f"unexpected {type(exc).__name__} from the ollama client: {_one_line(exc)}")
 
 
 class OpenAIProvider(Provider):
@@ -231,9 +179,6 @@ class OpenAIProvider(Provider):
                     "stop": "stop"}
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
-        import openai
-
-        self._openai = openai
         self.host = spec.host
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
@@ -254,13 +199,9 @@ class OpenAIProvider(Provider):
 
     def complete(self, request: Request) -> Completion:
         params = {self.OPTION_NAMES[k]: v for k, v in request.options.items() if k in self.OPTION_NAMES}
-        start = time.perf_counter()
-        deadline = start + self.timeout_s
+        clock = _Stream(self.timeout_s, self.max_answer_chars)
         text: list[str] = []
-        ttft = None
-        size = 0
-        finish = None
-        usage = None
+        finish = usage = None
         with self._errors(request.model):
             stream = self._client.chat.completions.create(
                 model=request.model, messages=request.messages(), stream=True,
@@ -268,49 +209,45 @@ class OpenAIProvider(Provider):
             )
             try:
                 for chunk in stream:
-                    now = time.perf_counter()
                     usage = chunk.usage or usage
                     for choice in chunk.choices[:1]:
-                        piece = choice.delta.content or ""
-                        if piece and ttft is None:
-                            ttft = (now - start) * 1000
-                        text.append(piece)
-                        size += len(piece)
+                        text.append(choice.delta.content or "")
                         finish = choice.finish_reason or finish
-                    if size > self.max_answer_chars:
-                        raise ProviderError(
-                            f"the answer passed max_answer_chars={self.max_answer_chars} and was dropped",
-                            kind="too_large",
-                        )
-                    if now > deadline:
-                        raise ProviderError(f"the answer took longer than timeout_s={self.timeout_s:g}s",
-                                            kind="timeout")
+                    clock.took(text[-1] if chunk.choices else "")
             finally:
                 stream.close()
-        latency = (time.perf_counter() - start) * 1000
         if finish is None:
             raise ProviderError("the stream ended before the answer was complete (no finish_reason)", kind="cut")
+        latency = clock.elapsed_ms()
         tokens = usage.completion_tokens if usage else None
-        generating_s = (latency - (ttft or 0)) / 1000
+        generating_s = (latency - (clock.ttft_ms or 0)) / 1000
         return Completion(
             text="".join(text),
             done_reason=finish,
-            latency_ms=round(latency, 3),
-            ttft_ms=None if ttft is None else round(ttft, 3),
+            latency_ms=latency,
+            ttft_ms=clock.ttft_ms,
             prompt_eval_count=usage.prompt_tokens if usage else None,
             eval_count=tokens,
             tokens_per_s=round(tokens / generating_s, 2) if tokens and generating_s > 0 else None,
         )
 
-    def _errors(self, model: str):
-        return _OpenAIErrors(self._openai, redact_url(self.host), model, self.timeout_s)
+    def _errors(self, model: str) -> _ErrorMap:
+        return _OpenAIErrors(redact_url(self.host), model, self.timeout_s)
 
 
-class _OpenAIErrors:
-    """Context manager mapping the openai client's exceptions to ProviderError."""
+# -- turning each client's many exceptions into one reason ------------------------------------------------
 
-    def __init__(self, openai, host: str, model: str, timeout_s: float):
-        self.openai, self.host, self.model, self.timeout_s = openai, host, model, timeout_s
+
+class _ErrorMap:
+    """Context manager: whatever a client raises leaves as a ProviderError with a one-line reason."""
+
+    server = "the server"
+
+    def pull_hint(self) -> str:
+        return "check the model name"
+
+    def __init__(self, host: str, model: str, timeout_s: float):
+        self.host, self.model, self.timeout_s = host, model, timeout_s
 
     def __enter__(self) -> None:
         return None
@@ -318,33 +255,81 @@ class _OpenAIErrors:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, (ProviderError, KeyboardInterrupt, SystemExit)):
             return False
-        openai, host = self.openai, self.host
+        raise self.reason(exc) from None
+
+    def reason(self, exc: BaseException) -> ProviderError:
+        raise NotImplementedError
+
+    # Reasons both clients share.
+    def status(self, status: int, message: str, auth_hint: str) -> ProviderError:
+        host = self.host
+        if status == 404:
+            hint = self.pull_hint() if "model" in message.lower() else "is the endpoint up?"
+            return ProviderError(f"HTTP 404 from {host}: {message}; {hint}", kind="not_found")
+        if status in (401, 403):
+            return ProviderError(f"HTTP {status} from {host}: {message}; {auth_hint}", kind="auth")
+        return ProviderError(f"HTTP {status} from {host}: {message}", kind="server", transient=status in (502, 503, 504))
+
+    def connection(self, cause: BaseException) -> ProviderError:
+        text = f"{cause} {cause.__context__ or ''}".lower()
+        if any(s in text for s in ("name or service not known", "nodename nor servname", "name resolution")):
+            return ProviderError(f"cannot resolve the host name of {self.host}: check the URL", kind="connection")
+        if "without sending a response" in text or "reset" in text:
+            return ProviderError(f"connection to {self.host} was reset", kind="connection", transient=True)
+        if "incomplete" in text or "peer closed" in text:
+            return ProviderError(f"{self.host} closed the connection mid-answer (stream cut)", kind="cut")
+        return ProviderError(f"connection refused by {self.host}: is {self.server} running there?", kind="connection")
+
+    def timeout(self) -> ProviderError:
+        return ProviderError(f"no answer from {self.host} within timeout_s={self.timeout_s:g}s", kind="timeout")
+
+    def malformed(self) -> ProviderError:
+        return ProviderError(f"{self.host} sent a malformed response line", kind="malformed")
+
+
+class _OllamaErrors(_ErrorMap):
+    """What the ollama client and httpx raise."""
+
+    server = "Ollama"
+
+    def pull_hint(self) -> str:
+        return f"run 'ollama pull {self.model}' there"
+
+    def reason(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, ollama.ResponseError):
+            error = _one_line(exc.error)
+            if exc.status_code == -1:  # an {"error": ...} line in the middle of a stream
+                return ProviderError(f"the server reported an error mid-answer: {error}", kind="server")
+            return self.status(exc.status_code, error, "check the model's headers")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return ProviderError(f"timed out connecting to {self.host}", kind="connection", transient=True)
+        if isinstance(exc, httpx.TimeoutException):
+            return self.timeout()
+        # The client replaces httpx's ConnectError with a generic ConnectionError; the cause stays attached.
+        if isinstance(exc, (httpx.ConnectError, ConnectionError, httpx.RemoteProtocolError, httpx.ReadError)):
+            return self.connection(exc)
+        if isinstance(exc, (json.JSONDecodeError, ValidationError)):
+            return self.malformed()
+        if isinstance(exc, httpx.HTTPError):
+            return ProviderError(f"request to {self.host} failed: {_one_line(exc)}", kind="connection")
+        return ProviderError(f"unexpected {type(exc).__name__} from the ollama client: {_one_line(exc)}")
+
+
+class _OpenAIErrors(_ErrorMap):
+    """What the openai client raises."""
+
+    def reason(self, exc: BaseException) -> ProviderError:
         if isinstance(exc, openai.APITimeoutError):
-            raise ProviderError(f"no answer from {host} within timeout_s={self.timeout_s:g}s", kind="timeout") from None
+            return self.timeout()
         if isinstance(exc, openai.APIConnectionError):
-            cause = f"{exc.__cause__ or exc}".lower()
-            if "name or service not known" in cause or "name resolution" in cause:
-                raise ProviderError(f"cannot resolve the host name of {host}: check the URL", kind="connection") from None
-            if "incomplete" in cause or "peer closed" in cause:
-                raise ProviderError(f"{host} closed the connection mid-answer (stream cut)", kind="cut") from None
-            if "refused" in cause:
-                raise ProviderError(f"connection refused by {host}: is the server running there?",
-                                    kind="connection") from None
-            raise ProviderError(f"cannot reach {host}: {_one_line(exc.__cause__ or exc)}", kind="connection",
-                                transient=True) from None
+            return self.connection(exc.__cause__ or exc)
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
             body = exc.body if isinstance(exc.body, dict) else {}
             message = _one_line(body.get("message") or re.sub(r"^Error code: \d+ - ", "", str(exc)))
-            if status in (401, 403):
-                raise ProviderError(f"HTTP {status} from {host}: {message}; check api_key_env", kind="auth") from None
-            raise ProviderError(f"HTTP {status} from {host}: {message}", kind="not_found" if status == 404 else "server",
-                                transient=status in (502, 503, 504)) from None
+            return self.status(exc.status_code, message, "check api_key_env")
         if isinstance(exc, (json.JSONDecodeError, ValidationError)):
-            raise ProviderError(f"{host} sent a malformed response line", kind="malformed") from None
-        if isinstance(exc, openai.OpenAIError):
-            raise ProviderError(f"request to {host} failed: {_one_line(exc)}") from None
-        return False
+            return self.malformed()
+        return ProviderError(f"request to {self.host} failed: {_one_line(exc)}")
 
 
 def provider_for(spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000) -> Provider:

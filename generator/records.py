@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def utc_now() -> str:
@@ -131,7 +131,9 @@ class Review(Record):
     label: str
     issues: list[str] = Field(default_factory=list)
     reviewer: str
-    date: str
+    date: Annotated[str, BeforeValidator(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)] = Field(
+        description="When it was reviewed; YAML's unquoted 2026-11-26 is accepted."
+    )
     output_sha256: str
     stale: bool = Field(False, description="The answer has changed since the review.")
 

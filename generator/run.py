@@ -50,9 +50,6 @@ class RunSummary:
         return f"{self.cells} cells: {self.cached} cached{seeded}, {self.called} called, {self.failed} failed"
 
 
-ProviderFactory = Callable[[ModelSpec, float, int], Provider]
-
-
 def _selected(cell: Cell, only: set[str]) -> bool:
     return not only or cell.task_id in only or cell.model_id in only
 
@@ -66,13 +63,11 @@ class Runner:
         cache: AnswerCache,
         portable: Portable,
         on_event: Callable[[RunEvent], None] = lambda e: None,
-        provider_factory: ProviderFactory = provider_for,
     ):
         self.bench = bench
         self.cache = cache
         self.portable = portable
         self.on_event = on_event
-        self.provider_factory = provider_factory
         self.summary = RunSummary()
         self.stop = threading.Event()
         self._lock = threading.Lock()
@@ -128,7 +123,7 @@ class Runner:
             if self.stop.is_set():
                 return
             model = self.bench.model(model_id)
-            provider = self.provider_factory(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
+            provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
             try:
                 details = provider.probe(model.model)
             except ProviderError as e:
@@ -234,9 +229,8 @@ class Runner:
         self.on_event(RunEvent("note", message))
 
 
-def run(bench: Benchmark, cache: AnswerCache, portable: Portable, *, only=None, refresh=False,
-        on_event: Callable[[RunEvent], None] = lambda e: None,
-        provider_factory: ProviderFactory = provider_for) -> RunSummary:
+def run(bench: Benchmark, cache: AnswerCache, portable: Portable, *, only: set[str] | None = None,
+        refresh: bool = False, on_event: Callable[[RunEvent], None] = lambda e: None) -> RunSummary:
     """Call every uncached cell (or every selected cell with refresh) once; returns the counts."""
     with cache.run_lock():
-        return Runner(bench, cache, portable, on_event, provider_factory).run(only=only, refresh=refresh)
+        return Runner(bench, cache, portable, on_event).run(only=only, refresh=refresh)

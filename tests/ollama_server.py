@@ -12,8 +12,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
+
+from loopback import LoopbackServer
 
 FAULTS = ("status", "cut", "error_line", "malformed", "hang", "stall", "reset")
 
@@ -63,14 +65,7 @@ class LoggedRequest:
         return self.path == "/api/generate" and bool(self.body.get("prompt"))
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:  # a client that hung up is expected in fault tests
-        pass
-
-
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     """Start with ``with FakeOllama() as server:``; ``server.url`` is its base URL."""
 
     def __init__(self, models: list[FakeModel] | None = None, *, one_model_at_a_time: bool = False,
@@ -83,23 +78,11 @@ class FakeOllama:
         self.loads = 0
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # -- lifecycle ---------------------------------------------------------------------------------
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeOllama:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.address
 
     def add(self, model: FakeModel) -> FakeModel:
         self.models[model.tag] = model

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """``with FakeOpenAI({"cloud-model": "text"}) as s:``; ``s.url`` ends in /v1; ``s.requests`` logs bodies."""
 
     def __init__(self, answers: dict[str, str], *, api_key: str | None = None, status: int = 200):
@@ -16,22 +17,11 @@ class FakeOpenAI:
         self.status = status
         self.requests: list[dict] = []
         self.auth_headers: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.address}/v1"
 
     def _handler(self):
         server = self

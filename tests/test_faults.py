@@ -133,6 +133,8 @@ def test_interrupt_keeps_finished_cells_and_exits_130(server, isolated, sig):
     assert proc.returncode == 130, err
     assert "Interrupted: finished cells are kept; run 'bench run' again to call the rest." in err
     assert "Traceback" not in err
+    for m in server.models.values():
+        m.chunk_delay_s = 0  # the rest may now answer at once
     cells = _states(bench, isolated / "cache")
     done = [c for c in cells.values() if c.state == "cached"]
     assert 2 <= len(done) < 12
@@ -147,6 +149,8 @@ def test_a_second_run_on_the_same_cache_is_refused_not_interleaved(server, isola
     proc = _spawn_run(bench, isolated)
     _wait_for_answers(server, 1)
     code = bench_cli("run", "--config", str(bench))
+    for m in server.models.values():
+        m.chunk_delay_s = 0
     assert code == 1
     assert f"Another run holds the cache at {isolated / 'cache'}" in capsys.readouterr().err
     proc.communicate(timeout=30)

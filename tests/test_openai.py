@@ -78,3 +78,19 @@ def test_openai_fields_only_for_openai_models():
     with pytest.raises(ConfigError) as caught:
         config.parse(text, "b.yaml", {})
     assert "base_url and api_key_env are for provider: openai" in caught.value.problems[0]
+
+
+def test_mixed_benchmark_renders_and_builds_strict(server, isolated, monkeypatch):
+    from site_helpers import Page, mkdocs_build, project
+
+    monkeypatch.setenv("CLOUD_KEY", KEY)
+    with FakeOpenAI({"cloud-model": "The cloud's answer."}, api_key=KEY) as cloud:
+        bench = _mixed_bench(isolated, server.url, cloud.url)
+        assert bench_cli("run", "--config", str(bench)) == 0
+    assert bench_cli("render", "--config", str(bench)) == 0
+    built = mkdocs_build(project(isolated), isolated / "site")
+    assert built.returncode == 0, built.stderr
+    page = Page((isolated / "site" / "tasks" / "t1" / "index.html").read_text())
+    assert any(code.strip() == "The cloud's answer." for code in page.codes)
+    site_text = "".join(p.read_text(errors="replace") for p in (isolated / "site").rglob("*.html"))
+    assert KEY not in site_text and KEY not in (isolated / "docs" / "results.json").read_text()

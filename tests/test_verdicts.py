@@ -11,7 +11,7 @@ from conftest import FakeModel, FakeOllama, bench_cli, write_bench
 from generator import cache as cache_mod
 from generator import config, results
 from generator.decide import decide
-from generator.evaluate import Evidence, judge_key, parse_verdict
+from generator.evaluate import Evidence, parse_verdict
 from generator.records import Answer, CellResult, CheckResult, Review
 from generator.report import gather
 
@@ -208,14 +208,14 @@ def test_review_file_ties_a_review_to_the_answer_hash(server, isolated):
     tasks = [{"id": "t", "title": "T", "prompt": "Anything."}]
     bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
     bench_cli("run", "--config", str(bench))
-    (isolated / "reviews.yaml").write_text(yaml.safe_dump([
-        {"task": "t", "model": "big-brain", "score": 2, "label": "SUPERFICIAL", "issues": ["misses the point"],
-         "reviewer": "ana", "date": "2026-11-20", "output_sha256": sha256("Answer one.")},
-        {"task": "t", "model": "local", "score": 5, "label": "SOLID", "issues": [], "reviewer": "ana",
-         "date": "2026-11-20", "output_sha256": sha256("an older answer")},
-    ]))
+    (isolated / "reviews.yaml").write_text(
+        "- {task: t, model: big-brain, score: 2, label: SUPERFICIAL, issues: [misses the point], reviewer: ana,\n"
+        f"   date: 2026-11-20, output_sha256: {sha256('Answer one.')}}}\n"
+        "- {task: t, model: local, score: 5, label: SOLID, issues: [], reviewer: ana, date: 2026-11-20,\n"
+        f"   output_sha256: {sha256('an older answer')}}}\n")
     task = _judged(isolated, server)
     assert task.cell("big-brain").review.stale is False
+    assert task.cell("big-brain").review.date == "2026-11-20"
     assert task.cell("local").review.stale is True
     assert task.verdict.winner == "tie"  # one review is stale, so reviews do not decide
     (isolated / "reviews.yaml").write_text("- {task: t, model: nobody, score: 9}\n")
