@@ -1,0 +1,55 @@
+"""Scheduling: hosts in parallel, one model at a time per host, per-host concurrency, seeding from results.json."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+from conftest import FakeModel, FakeOllama, bench_cli, write_bench
+
+
+def _spans(server):
+    """(start, model) of every generation request, in arrival order."""
+    return [(r.at, r.body["model"]) for r in server.generations()]
+
+
+def test_one_host_serves_model_by_model_not_alternating(server, isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    bench_cli("run", "--config", str(bench))
+    assert [m for _, m in _spans(server)] == ["gemma3:27b"] * 4 + ["gemma3:4b"] * 4
+
+
+def test_two_hosts_run_at_the_same_time(isolated):
+    with FakeOllama([FakeModel("gemma3:27b", chunk_delay_s=0.05)]) as a, \
+            FakeOllama([FakeModel("gemma3:4b", chunk_delay_s=0.05)]) as b:
+        bench = write_bench(isolated / "benchmark.yaml", big_host=a.url, local_host=b.url)
+        bench_cli("run", "--config", str(bench))
+        first_a, last_a = _spans(a)[0][0], _spans(a)[-1][0]
+        first_b, last_b = _spans(b)[0][0], _spans(b)[-1][0]
+    assert first_b < last_a and first_a < last_b  # the two hosts' calls overlap in time
+
+
+def test_concurrency_per_host_puts_that_many_calls_in_flight(server, isolated):
+    for m in server.models.values():
+        m.chunk_delay_s = 0.05
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    data = yaml.safe_load(bench.read_text())
+    data["defaults"]["concurrency_per_host"] = 2
+    bench.write_text(yaml.safe_dump(data))
+    bench_cli("run", "--config", str(bench))
+    starts = [t for t, m in _spans(server) if m == "gemma3:27b"]
+    assert starts[1] - starts[0] < 0.1  # the second call did not wait for the first (0.2 s) to finish
+    assert len(server.generations()) == 8
+
+
+def test_a_fresh_cache_is_seeded_from_results_json_instead_of_calling(server, isolated, capsys):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    bench_cli("run", "--config", str(bench))
+    bench_cli("render", "--config", str(bench))
+    shutil.rmtree(isolated / "cache")
+    capsys.readouterr()
+    assert bench_cli("run", "--config", str(bench)) == 0
+    assert "8 cells: 0 cached, 8 from results.json, 0 called, 0 failed" in capsys.readouterr().out
+    assert len(server.generations()) == 8
+    bench_cli("run", "--config", str(bench), "--refresh", "--only", "task-1")
+    assert len(server.generations()) == 10  # --refresh calls anyway
