@@ -12,6 +12,7 @@ import signal
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import cache as cache_mod
@@ -79,18 +80,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             elif event.kind in ("answered", "failed"):
                 progress.advance(bar)
                 style = "red" if event.kind == "failed" else "green"
-                progress.console.print(f"[{style}]{event.kind}[/] {event.message}", markup=True)
+                progress.console.print(f"[{style}]{event.kind}[/] {escape(event.message)}", markup=True)
             elif event.kind == "note":
-                progress.console.print(f"[yellow]note[/] {event.message}", markup=True)
+                progress.console.print(f"[yellow]note[/] {escape(event.message)}", markup=True)
 
         summary = run(bench, store, portable, only=set(args.only), refresh=args.refresh, on_event=on_event)
         if bench.judge is not None:
             progress.update(bar, description="judging pairs")
             judged = run_judge(bench, store, portable)
             if judged:
-                summary.notes.append(f"judge: {judged} pair(s) judged")
+                progress.console.print(f"judge: {judged} pair(s) judged", markup=False)
     if summary.called:
-        report = gather(bench, store, portable)
+        err.print("checking the new answers...", markup=False)
+        report = gather(bench, store, portable)  # runs the checks now, so render finds them cached
         history.record(args.docs_dir, history.snapshot(report, sorted(summary.called_cells), utc_now()))
     store.close()
     out.print(summary.line())

@@ -140,6 +140,8 @@ class Runner:
                     warm = provider.warm_up(model.model)
                 except ProviderError as e:
                     self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
+            if warm is None and (before := self.cache.probe(model.id)) is not None:
+                warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
             self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
             self._call_all(provider, model, details, calls)
 

@@ -35,3 +35,14 @@ def test_python_dash_m_generator_is_the_bench_command(isolated):
                           text=True, timeout=60)
     assert done.returncode == 0
     assert done.stdout.strip() == "benchmark.yaml: ok (1 models, 1 tasks, 0 checks)"
+
+
+def test_a_reason_with_brackets_is_printed_as_text(server, isolated, capsys):
+    from conftest import write_bench
+
+    local = server.models["gemma3:4b"]
+    local.fault, local.fault_status, local.fault_body = "status", 500, '{"error":"[/bold] [red]boom[/red]"}'
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url,
+                        tasks=[{"id": "t", "title": "T", "prompt": "p"}], extra={"defaults": {"retries": 0}})
+    assert bench_cli("run", "--config", str(bench)) == 0
+    assert f"failed t × local: HTTP 500 from {server.url}: [/bold] [red]boom[/red]" in capsys.readouterr().err
