@@ -39,8 +39,8 @@ class Evidence:
             if task.judge and task.judge.key:
                 self._committed_judges[task.judge.key] = task.judge
             for cell in task.cells:
-                if cell.output_sha256 and cell.checks:
-                    self._committed_checks[f"{task.id}:{cell.output_sha256}"] = cell.checks
+                if cell.checks_key and cell.checks:
+                    self._committed_checks[cell.checks_key] = cell.checks
 
 
     def judge(self, key: str) -> JudgeResult | None:
@@ -62,8 +62,8 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
         key = checks_key(task, sha)
         results = evidence.cache.checks(key)
         if results is None:
-            committed = evidence._committed_checks.get(f"{task.id}:{sha}")
-            if committed is not None and len(committed) == len(task.checks):
+            committed = evidence._committed_checks.get(key)
+            if committed is not None:
                 results = committed
             elif evidence.run_checks:
                 from .checks import run_checks  # the sandbox is only loaded when code must run

@@ -68,6 +68,7 @@ from . import results as results_mod
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
 from .decide import CLEAR_MARGIN
+from .evaluate import checks_key
 from .errors import BenchError
 from .providers import redact_url
 from .records import CellResult, ModelDetails, Review
@@ -608,7 +609,8 @@ def results_file(report: Report, models: list[ModelView], tasks: list[TaskView],
                                       "review": cell.review}
             if a is not None:
                 fields.update(a.model_dump(exclude={"text", "key", "model_id", "task_id"}),
-                              answer=a.text, output_sha256=a.output_sha256)
+                              answer=a.text, output_sha256=a.output_sha256,
+                              checks_key=checks_key(t.spec, a.output_sha256) if cell.checks else None)
             if f is not None:
                 fields.update(failed_at=f.at or None, failure_kind=f.kind)
             cells.append(CellEntry(**fields))

@@ -56,6 +56,7 @@ class CellEntry(Record):
     failed_at: str | None = Field(None, description="When the last failed attempt was made.")
     failure_kind: str | None = None
     checks: list[CheckResult] = Field(default_factory=list)
+    checks_key: str | None = Field(None, description="Hash of the answer and the task's checks these results are for.")
     score: float | None = Field(None, description="Weighted check pass rate; null when not scored.")
     review: Review | None = None
 

@@ -286,3 +286,25 @@ def test_the_judge_rationale_is_shown_as_model_graded_and_kept_in_results(server
     first = snapshot(docs)
     shutil.rmtree(isolated / "cache")
     assert render_again(bench, docs) == [] and snapshot(docs) == first
+
+
+def test_a_fresh_clone_reuses_the_committed_check_results_instead_of_running_them(server, isolated):
+    server.models["gemma3:27b"].answer = "```python\ndef add(a, b):\n    return a + b\n```\n"
+    slow = {"type": "python", "function": "add",
+            "code": "import random, time\nimport answer\n\ndef test_add():\n"
+                    "    time.sleep(random.uniform(0.05, 0.15))\n    assert answer.add(2, 3) == 5\n"}
+    tasks = [{**TASKS[0], "checks": [*TASKS[0]["checks"], slow]}]
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    run_and_render(bench)
+    committed = (isolated / "docs" / "results.json").read_text()
+    shutil.rmtree(isolated / "cache")
+    render_again(bench, isolated / "docs")
+    assert (isolated / "docs" / "results.json").read_text() == committed  # same durations: not run again
+    data = json.loads(committed)["tasks"][0]["cells"][0]
+    assert [c["passed"] for c in data["checks"]] == [True, True, True] and data["checks"][2]["duration_ms"] >= 50
+    # A changed check is not answered by the old results: it runs.
+    tasks[0]["checks"][2]["code"] = tasks[0]["checks"][2]["code"].replace("== 5", "== 6")
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    render_again(bench, isolated / "docs")
+    fresh = json.loads((isolated / "docs" / "results.json").read_text())["tasks"][0]["cells"][0]
+    assert [c["passed"] for c in fresh["checks"]] == [True, True, False]
