@@ -23,6 +23,12 @@ class ConfigError(BenchError):
         super().__init__("\n".join(lines))
 
 
+class UsageError(BenchError):
+    """A command-line argument names something that does not exist."""
+
+    exit_code = 2
+
+
 class CacheError(BenchError):
     """The answer cache cannot be opened or is in use."""
 

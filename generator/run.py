@@ -16,7 +16,7 @@ from typing import Callable, Literal
 
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
-from .errors import BenchError, ProviderError
+from .errors import ProviderError, UsageError
 from .plan import make_plan, request_for
 from .providers import Provider, provider_for
 from .records import Answer, Cell, Failure, ModelDetails, ModelProbe
@@ -78,7 +78,7 @@ class Runner:
         only = only or set()
         unknown = only - {t.id for t in self.bench.tasks} - {m.id for m in self.bench.models}
         if unknown:
-            raise BenchError(f"--only {', '.join(sorted(unknown))}: no task or model has that id; see 'bench status'")
+            raise UsageError(f"--only {', '.join(sorted(unknown))}: no task or model has that id; see 'bench status'")
         cells = [c for c in make_plan(self.bench, self.cache) if _selected(c, only)]
         self.summary.cells = len(cells)
         todo: list[Cell] = []

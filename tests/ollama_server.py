@@ -234,8 +234,6 @@ class FakeOllama(LoopbackServer):
                     return None
                 self._start_stream()
                 first = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", "done": False}
-                if body.get("stream", True) is False:
-                    pass
                 self._line({**first, **self._piece(body, "partial ")})
                 if kind == "cut":
                     self.close_connection = True

@@ -46,3 +46,12 @@ def test_a_reason_with_brackets_is_printed_as_text(server, isolated, capsys):
                         tasks=[{"id": "t", "title": "T", "prompt": "p"}], extra={"defaults": {"retries": 0}})
     assert bench_cli("run", "--config", str(bench)) == 0
     assert f"failed t × local: HTTP 500 from {server.url}: [/bold] [red]boom[/red]" in capsys.readouterr().err
+
+
+def test_only_with_an_unknown_id_is_a_usage_error(server, isolated, capsys):
+    from conftest import write_bench
+
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    assert bench_cli("run", "--config", str(bench), "--only", "nope") == 2
+    assert "Error: --only nope: no task or model has that id; see 'bench status'" in capsys.readouterr().err
+    assert not server.generations()
