@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import ollama
-import openai
 from pydantic import ValidationError
 
 from .config import ModelSpec
@@ -179,6 +178,8 @@ class OpenAIProvider(Provider):
                     "stop": "stop"}
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
+        import openai  # imported here: it takes half a second, and most runs never reach such a model
+
         self.host = spec.host
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
@@ -319,6 +320,8 @@ class _OpenAIErrors(_ErrorMap):
     """What the openai client raises."""
 
     def reason(self, exc: BaseException) -> ProviderError:
+        import openai
+
         if isinstance(exc, openai.APITimeoutError):
             return self.timeout()
         if isinstance(exc, openai.APIConnectionError):

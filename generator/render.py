@@ -766,15 +766,21 @@ def _latency_totals(models: list[ModelView], tasks: list[TaskView]) -> list[str]
     return out
 
 
+NAV_TASKS_MAX = 40  # every page carries the whole nav: past this, listing each task there costs O(tasks²)
+
+
 def nav(bench: Benchmark, docs_dir: str | Path) -> list:
     """The site navigation in benchmark order (set by the MkDocs hook), with any other top-level page of docs/.
 
+    Up to NAV_TASKS_MAX tasks are listed one by one; a larger benchmark reaches its task pages through the
+    tables of Home and Summary, so that building the site stays linear in the number of tasks.
     Titles are HTML-escaped: MkDocs themes insert nav titles into the page unescaped.
     """
     tasks = [{html.escape(t.title): f"tasks/{t.id}.md"} for t in bench.tasks]
     known = {"index.md", SUMMARY, "about.md", HISTORY}
     others = sorted(p.name for p in Path(docs_dir).glob("*.md") if p.name not in known)
-    return [{"Home": "index.md"}, {"Summary": SUMMARY}, {"Tasks": tasks}, {"History": HISTORY}, *others,
+    listed = [{"Tasks": tasks}] if len(tasks) <= NAV_TASKS_MAX else []
+    return [{"Home": "index.md"}, {"Summary": SUMMARY}, *listed, {"History": HISTORY}, *others,
             {"About": "about.md"}]
 
 

@@ -308,3 +308,16 @@ def test_a_fresh_clone_reuses_the_committed_check_results_instead_of_running_the
     render_again(bench, isolated / "docs")
     fresh = json.loads((isolated / "docs" / "results.json").read_text())["tasks"][0]["cells"][0]
     assert [c["passed"] for c in fresh["checks"]] == [True, True, False]
+
+
+def test_nav_lists_tasks_up_to_a_limit_and_keeps_the_build_linear(isolated):
+    from generator.render import NAV_TASKS_MAX, nav
+
+    def bench_with(n):
+        tasks = "".join(f"  - {{id: t{i}, title: 'T{i} <b>', prompt: p}}\n" for i in range(n))
+        return config.parse(f"title: T\nmodels: [{{id: a, model: m}}]\ntasks:\n{tasks}", "b.yaml", {})
+
+    small = nav(bench_with(2), isolated)
+    assert small[2] == {"Tasks": [{"T0 &lt;b&gt;": "tasks/t0.md"}, {"T1 &lt;b&gt;": "tasks/t1.md"}]}
+    large = nav(bench_with(NAV_TASKS_MAX + 1), isolated)
+    assert all("Tasks" not in entry for entry in large if isinstance(entry, dict))
