@@ -174,3 +174,49 @@ def test_with_no_model_reachable_the_real_benchmark_builds_strict_and_says_why(t
     assert "N/A" in text
     for task in ("gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"):
         assert (tmp_path / "site" / "tasks" / task / "index.html").exists()
+
+
+def test_mkdocs_serve_settles_after_a_change_instead_of_rebuilding_in_a_loop(tmp_path):
+    """The hook writes only files whose content changed, so serve's watcher does not retrigger itself."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, free_port
+
+    shutil.copy(ROOT / "benchmark.yaml", tmp_path / "benchmark.yaml")
+    (tmp_path / "docs").mkdir()
+    config = project(tmp_path)
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "-f", str(config), "-a",
+                                  f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+        try:
+            def builds() -> int:
+                return log.read_text().count("Documentation built")
+
+            deadline = time.monotonic() + 60
+            while builds() < 1 and time.monotonic() < deadline and serve.poll() is None:
+                time.sleep(0.2)
+            assert builds() == 1, log.read_text()
+            text = (tmp_path / "benchmark.yaml").read_text()
+            (tmp_path / "benchmark.yaml").write_text(text.replace("title: Big Brain vs local", "title: Renamed"))
+            while builds() < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            # The rebuild re-renders docs/, which the watcher sees once more; that echo build changes no
+            # file, so it stops there. A hook that rewrote unchanged files would rebuild forever.
+            seen, quiet_since = builds(), time.monotonic()
+            while time.monotonic() - quiet_since < 4 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                if builds() != seen:
+                    seen, quiet_since = builds(), time.monotonic()
+            assert builds() in (2, 3), log.read_text()
+            assert log.read_text().rstrip().count("0 file(s) changed") >= 1
+            assert "# Renamed" in (tmp_path / "docs" / "big-brain-benchmark.md").read_text()
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
