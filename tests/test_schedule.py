@@ -38,7 +38,7 @@ def test_concurrency_per_host_puts_that_many_calls_in_flight(server, isolated):
     bench.write_text(yaml.safe_dump(data))
     bench_cli("run", "--config", str(bench))
     starts = [t for t, m in _spans(server) if m == "gemma3:27b"]
-    assert starts[1] - starts[0] < 0.1  # the second call did not wait for the first (0.2 s) to finish
+    assert starts[1] - starts[0] < 0.15  # the second call did not wait for the first (0.2 s) to finish
     assert len(server.generations()) == 8
 
 
