@@ -88,9 +88,6 @@ class AnswerCache:
     def put_failure(self, failure: Failure) -> None:
         self._put(f"failure:{failure.key}", failure)
 
-    def drop_answer(self, key: str) -> None:
-        self._store.delete(f"answer:{key}")
-
     # -- model probes, checks, judge -------------------------------------------------------------------
 
     def probe(self, model_id: str) -> ModelProbe | None:

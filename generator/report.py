@@ -54,7 +54,7 @@ def _cell(bench: Benchmark, model: ModelSpec, task: TaskSpec, cache: AnswerCache
     return CellResult(task_id=task.id, model_id=model.id, key=key, status="not_run")
 
 
-def _model_status(model: ModelSpec, cells: list[CellResult], probe: ModelProbe | None) -> tuple[str, str | None]:
+def _model_status(cells: list[CellResult]) -> tuple[str, str | None]:
     answered = sum(c.status == "ok" for c in cells)
     failed = [c for c in cells if c.status == "failed"]
     if answered == len(cells):
@@ -78,7 +78,7 @@ def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: E
     for model in bench.models:
         cells = [t.cell(model.id) for t in tasks]
         probe = cache.probe(model.id)
-        status, reason = _model_status(model, cells, probe)
+        status, reason = _model_status(cells)
         models.append(ModelReport(spec=model, status=status, reason=reason, probe=probe))
     stamps = [c.answer.created_at if c.answer else c.failure.at for t in tasks for c in t.cells
               if c.answer or (c.failure and c.failure.at)]

@@ -42,7 +42,6 @@ class RunSummary:
     seeded: int = 0
     called: int = 0
     failed: int = 0
-    notes: list[str] = field(default_factory=list)
     called_cells: list[str] = field(default_factory=list)  # "task × model"
 
     def line(self) -> str:
@@ -147,13 +146,13 @@ class Runner:
 
     def _repulled(self, model: ModelSpec, details: ModelDetails, kept: list[Cell]) -> list[Cell]:
         """Cached cells answered by other weights than the tag now has: they are called again."""
-        stale = []
+        stale, old = [], None
         for cell in kept:
             answer = self.cache.answer(cell.key)
             if answer and answer.digest and details.digest and answer.digest != details.digest:
                 stale.append(cell)
+                old = old or answer.digest
         if stale:
-            old = self.cache.answer(stale[0].key).digest
             self._note(
                 f"{model.id}: {model.model} was re-pulled (digest {old[:19]} → {details.digest[:19]}); "
                 f"calling its {len(stale)} cached cell(s) again"
@@ -226,8 +225,6 @@ class Runner:
         self.on_event(RunEvent("failed", f"{cell.task_id} × {cell.model_id}: {error.reason}", cell))
 
     def _note(self, message: str) -> None:
-        with self._lock:
-            self.summary.notes.append(message)
         self.on_event(RunEvent("note", message))
 
 

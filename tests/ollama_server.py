@@ -12,10 +12,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
-from loopback import LoopbackServer
+from loopback import LoopbackServer, StreamingHandler
 
 FAULTS = ("status", "cut", "error_line", "malformed", "hang", "stall", "reset")
 
@@ -120,13 +119,7 @@ class FakeOllama(LoopbackServer):
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # small NDJSON writes must not wait on delayed ACKs
-
-            def log_message(self, *args) -> None:  # keep test output quiet
-                pass
-
+        class Handler(StreamingHandler):
             # -- plumbing --
             def _body(self) -> dict:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -136,30 +129,8 @@ class FakeOllama(LoopbackServer):
                 except json.JSONDecodeError:
                     return {}
 
-            def _json(self, status: int, payload: dict | str) -> None:
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _start_stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-ndjson")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                self.wfile.flush()
-
             def _line(self, payload: dict) -> None:
                 self._chunk(json.dumps(payload).encode() + b"\n")
-
-            def _end_stream(self) -> None:
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
 
             def _log(self, body: dict) -> LoggedRequest:
                 entry = LoggedRequest(self.command, self.path, body, {k.lower(): v for k, v in self.headers.items()})
@@ -232,7 +203,7 @@ class FakeOllama(LoopbackServer):
                     self.connection.shutdown(2)
                     self.close_connection = True
                     return None
-                self._start_stream()
+                self._start_stream("application/x-ndjson")
                 first = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", "done": False}
                 self._line({**first, **self._piece(body, "partial ")})
                 if kind == "cut":
@@ -266,7 +237,7 @@ class FakeOllama(LoopbackServer):
                            "total_duration": load_ns}
                 if body.get("stream", True) is False:
                     return self._json(200, payload)
-                self._start_stream()
+                self._start_stream("application/x-ndjson")
                 self._line(payload)
                 self._end_stream()
 
@@ -288,7 +259,7 @@ class FakeOllama(LoopbackServer):
                     elapsed = int((time.perf_counter() - started) * 1e9)
                     return self._json(200, {**meta, **self._piece(body, text, model.thinking if think_on else ""),
                                             "done": True, **self._metrics(model, load_ns, elapsed, eval_count)})
-                self._start_stream()
+                self._start_stream("application/x-ndjson")
                 if think_on:
                     self._line({**meta, **self._piece(body, "", model.thinking), "done": False})
                 for piece in pieces:

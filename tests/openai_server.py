@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 
-from loopback import LoopbackServer
+from loopback import LoopbackServer, StreamingHandler
 
 
 class FakeOpenAI(LoopbackServer):
@@ -26,26 +25,12 @@ class FakeOpenAI(LoopbackServer):
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(StreamingHandler):
             def _authorized(self) -> bool:
                 header = self.headers.get("Authorization", "")
                 server.auth_headers.append(header)
                 if server.api_key and header != f"Bearer {server.api_key}":
-                    self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                    self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
                     return False
                 return True
 
@@ -53,9 +38,9 @@ class FakeOpenAI(LoopbackServer):
                 if not self._authorized():
                     return
                 if self.path == "/v1/models":
-                    return self._send(200, {"object": "list", "data": [
+                    return self._json(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in server.answers]})
-                self._send(404, {"error": {"message": "not found"}})
+                self._json(404, {"error": {"message": "not found"}})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -63,14 +48,11 @@ class FakeOpenAI(LoopbackServer):
                     return
                 server.requests.append(body)
                 if server.status != 200:
-                    return self._send(server.status, {"error": {"message": "upstream overloaded"}})
+                    return self._json(server.status, {"error": {"message": "upstream overloaded"}})
                 text = server.answers.get(body.get("model"))
                 if text is None:
-                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist"}})
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
+                    return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist"}})
+                self._start_stream("text/event-stream")
                 base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
                 words = text.split(" ")
                 for i, word in enumerate(words):
@@ -80,13 +62,9 @@ class FakeOpenAI(LoopbackServer):
                 self._event({**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": len(words),
                                                                "total_tokens": 9 + len(words)}})
                 self._chunk(b"data: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
+                self._end_stream()
 
             def _event(self, payload: dict) -> None:
                 self._chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                self.wfile.flush()
 
         return Handler
