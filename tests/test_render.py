@@ -32,6 +32,11 @@ def run_and_render(bench: Path, docs: Path | str = "docs") -> None:
     assert bench_cli("render", "--config", str(bench), "--docs-dir", str(docs)) == 0
 
 
+def column(task: str, label: str) -> str:
+    """One model's answer column of a task page (the HTML block of the Answers section)."""
+    return task.split(f'<section class="bench-answer" aria-label="{label}">')[1].split("</section>")[0]
+
+
 def snapshot(docs: Path) -> dict[str, bytes]:
     return {p.relative_to(docs).as_posix(): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
 
@@ -49,14 +54,15 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     server.models["gemma3:27b"].answer = answers
     bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
     run_and_render(bench)
-    assert "rendered docs: 11 file(s) changed" in capsys.readouterr().out
+    assert "rendered docs: 12 file(s) changed" in capsys.readouterr().out
     docs = isolated / "docs"
     assert set(snapshot(docs)) >= {"about.md", "assets/bench.css", "assets/latency.svg", "big-brain-benchmark.md",
                                       "index.md", "results.json", "tasks/poem.md", "tasks/sum.md", "history.md",
                                       "comparison.csv", "latency.csv"}
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert summary.startswith("# Test bench\n")
-    row = f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | bbbbbbbbbbbb |"
+    row = (f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | 0\\.12\\.3 | "
+           "bbbbbbbbbbbb |")
     assert row in summary
     assert "| Task | Big Brain | Local | Winner |" in summary
     assert ("| [Sum two numbers](tasks/sum.md) | [2/2 checks · " in summary
@@ -68,11 +74,16 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     assert "temperature 0\\.3, seed 42, num\\_predict 256" in summary
 
     task = (docs / "tasks" / "sum.md").read_text()
-    assert '=== "Big Brain"\n' in task and '=== "Local"\n' in task
-    assert "\n    ``` text\n    def add(a, b):\n        return a + b\n\n    ```\n" in task
+    big = column(task, "Big Brain")
+    assert "Local" in column(task, "Local")
+    # Rendered as the model meant it, and the exact raw text behind the toggle.
+    assert '<div class="bench-raw"><pre><code>def add(a, b):\n    return a + b\n</code></pre></div>' in big
+    assert '<input type="checkbox" class="bench-raw-toggle"' in big
     assert '!!! success "Winner: Big Brain \\(objectively clear\\)"' in task
-    assert "| contains &quot;def add&quot; | pass | critical | &quot;def add&quot; found on line 1 |" in task
-    assert "| contains &quot;return&quot; | FAIL |  | &quot;return&quot; not found |" in task
+    assert "| contains &quot;def add&quot; | weak | critical | 1 | pass | pass |" in task
+    assert "| contains &quot;return&quot; | weak |  | 1 | pass | FAIL |" in task
+    assert "    | Big Brain | pass | &quot;def add&quot; found on line 1 |" in task
+    assert "    | Local | FAIL | &quot;return&quot; not found |" in task
 
     svg = (docs / "assets" / "latency.svg").read_text()
     assert svg.startswith("<?xml") and "<dc:date>" not in svg and "Sum two numbers" in svg
@@ -138,7 +149,7 @@ def test_no_server_shows_both_models_unavailable_and_no_winner(isolated):
     assert "**Big Brain** was UNAVAILABLE: connection refused" in summary
     task = (docs / "tasks" / "sum.md").read_text()
     assert '!!! warning "N/A: not every model answered"' in task
-    assert task.count('!!! failure "UNAVAILABLE"\n        connection refused by http://127\\.0\\.0\\.1:') == 2
+    assert task.count('<p class="admonition-title">UNAVAILABLE</p><p>connection refused by http://127.0.0.1:') == 2
     data = json.loads((docs / "results.json").read_text())
     assert [m["status"] for m in data["models"]] == ["unavailable", "unavailable"]
     assert all(t["winner"] is None and t["reason"].startswith("N/A: ") for t in data["tasks"])
@@ -151,8 +162,8 @@ def test_never_run_cells_say_not_run_yet(isolated):
     bench = write_bench(isolated / "benchmark.yaml", big_host="http://127.0.0.1:9", tasks=TASKS)
     assert bench_cli("render", "--config", str(bench)) == 0
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    assert task.count('!!! info "Not run yet"') == 2
-    assert "not run yet: run &#39;make bench&#39;" in task
+    assert task.count('<p class="admonition-title">Not run yet</p>') == 2
+    assert "not run yet: run &#x27;make bench&#x27;" in task
     assert "**Run date:** not run yet" in (isolated / "docs" / "big-brain-benchmark.md").read_text()
 
 
@@ -164,6 +175,7 @@ def test_hidden_hosts_appear_nowhere_in_docs(server, isolated):
     docs = isolated / "docs"
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert "| Big Brain | ok | gemma3:27b | redacted | test GPU |" in summary
+    assert "| Local | UNAVAILABLE: connection refused by redacted" in summary
     assert "UNAVAILABLE: connection refused by redacted" in summary
     for name, data in snapshot(docs).items():
         text = data.decode()
@@ -179,11 +191,11 @@ def test_cut_and_empty_answers_are_flagged(server, isolated):
     run_and_render(bench)
     docs = isolated / "docs"
     task = (docs / "tasks" / "poem.md").read_text()
-    local = task.split('=== "Local"')[1]
-    assert '    !!! warning "Cut: the answer hit the token limit"\n' in local
-    assert "done\\_reason is &#39;length&#39;" in local and "\\(num\\_predict 256\\)" in local
-    big = task.split('=== "Big Brain"')[1].split('=== "Local"')[0]
-    assert '    !!! warning "Empty: the model returned no text"\n' in big and "*(no text)*" in big
+    local = column(task, "Local")
+    assert '<p class="admonition-title">Cut: the answer hit the token limit</p>' in local
+    assert "done_reason is &#x27;length&#x27;" in local and "(num_predict 256)" in local
+    big = column(task, "Big Brain")
+    assert '<p class="admonition-title">Empty: the model returned no text</p>' in big and "(no text)" in big
     summary = (docs / "big-brain-benchmark.md").read_text()
     cut = inline("cut at the token limit (done_reason 'length')")
     assert (f"Answers {cut}: "
@@ -200,10 +212,9 @@ def test_thinking_is_shown_in_a_collapsed_block(server, isolated):
     bench.write_text(yaml.safe_dump(data))
     run_and_render(bench)
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    local = task.split('=== "Local"')[1]
-    assert ('    ??? note "Thinking"\n\n'
-            '        ``` text\n        First, <b>consider</b> the caches.\n        ```\n') in local
-    assert "Thinking" not in task.split('=== "Local"')[0]
+    assert ("<details class=\"note\"><summary>Thinking (shown, never graded)</summary>"
+            "<pre><code>First, &lt;b&gt;consider&lt;/b&gt; the caches.</code></pre></details>") in column(task, "Local")
+    assert "Thinking" not in column(task, "Big Brain")
 
 
 def test_reviews_are_shown_and_a_review_of_an_older_answer_is_stale(server, isolated):
@@ -218,9 +229,9 @@ def test_reviews_are_shown_and_a_review_of_an_older_answer_is_stale(server, isol
     ]))
     run_and_render(bench)
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    assert "    **Human review:** 4/5, good \\| &lt;i&gt;fine&lt;/i&gt; \\(by ana, 2026\\-01\\-30\\)\n" in task
-    assert "    - too short\n" in task
-    assert '    !!! warning "Stale review: the answer changed since it was reviewed; not applied"' in task
+    assert "**Big Brain:** 4/5, good \\| &lt;i&gt;fine&lt;/i&gt; \\(by ana, 2026\\-01\\-30\\)\n" in task
+    assert "\n- too short\n" in task
+    assert '!!! warning "Stale review of Local: the answer changed since it was reviewed; not applied"' in task
     summary = (isolated / "docs" / "big-brain-benchmark.md").read_text()
     assert "Stale reviews (the answer changed since it was reviewed; not applied): Local on" in summary
 

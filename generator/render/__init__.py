@@ -39,7 +39,7 @@ from ..report import gather
 from ..cache import AnswerCache
 from ..config import Benchmark
 from ..errors import BenchError
-from .charts import latency_svg
+from .charts import checks_svg, latency_svg
 from .escape import Markdown, fenced, html_text, inline, nav_title, visible
 from .formats import run_date
 from .pages import environment, findings, latency_totals, method
@@ -52,6 +52,7 @@ HISTORY = "history.md"
 COMPARISON_CSV = "comparison.csv"
 LATENCY_CSV = "latency.csv"
 CHART = "assets/latency.svg"
+QUALITY_CHART = "assets/checks.svg"
 
 
 def find_site_src(bench: Benchmark) -> Path:
@@ -117,7 +118,8 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     files: dict[str, bytes] = {}
     files["index.md"] = _page(env, "index.md.j2", "index.md", **common)
     files[SUMMARY] = _page(env, "summary.md.j2", SUMMARY, **common, findings=findings(report, models, tasks),
-                           method=method(bench), chart=Markdown(CHART), latency_totals=latency_totals(models, tasks))
+                           method=method(bench), chart=Markdown(CHART),
+                           quality_chart=Markdown(QUALITY_CHART), latency_totals=latency_totals(models, tasks))
     for t in tasks:
         files[t.page] = _page(env, "task.md.j2", t.page, **common, task=t)
     files[results_mod.FILENAME] = _encode(results_file(report, redact).to_json())
@@ -126,6 +128,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
                            runs=history.runs[::-1])
     files[CHART] = latency_svg(models, tasks).encode()
+    files[QUALITY_CHART] = checks_svg(models, tasks).encode()
     for folder, target in ((source / "pages", ""), (source / "css", "assets/")):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():

@@ -51,3 +51,21 @@ def review_text(review: Review | None) -> str | None:
 DECIDED_BY = {"checks": "objective checks", "review": "human review", "judge": "LLM judge (model-graded)",
               "none": "nothing separates the answers"}
 
+
+
+# Evidence strength of a check type, strongest first (DESIGN.md "Verdicts"). Types a newer checks module may
+# add fall back to the weakest kind, which is never an overclaim.
+EVIDENCE = {"python": "executed", "shell": "executed", "rubric": "model-graded"}
+EVIDENCE_TEXT = {"executed": "executed tests (strongest)", "model-graded": "model-graded rubric",
+                 "weak": "weak: static or lexical"}
+
+
+def evidence_of(check_type: str) -> str:
+    """'executed', 'model-graded' or 'weak' for a check type."""
+    return EVIDENCE.get(check_type, "weak")
+
+
+def check_status(result) -> str:
+    """'pass', 'FAIL' or 'error' (the check could not run: it says nothing about the answer)."""
+    status = getattr(result, "status", None) or ("pass" if result.passed else "fail")
+    return {"pass": "pass", "fail": "FAIL"}.get(status, status)

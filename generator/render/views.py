@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Benchmark
@@ -10,7 +11,7 @@ from ..providers import redact_url
 from ..records import CellResult, ModelDetails
 from ..report import ModelReport, Report, TaskReport
 from .escape import Markdown, inline
-from .formats import checks_score, duration
+from .formats import check_name, check_status, checks_score, duration, evidence_of
 
 REDACTED = "redacted"
 
@@ -115,12 +116,54 @@ class CellView:
 
 
 @dataclass(frozen=True)
+class CheckRow:
+    """One check of a task: what it is, how strong its evidence is, and its result on each answer."""
+
+    spec: Any
+    name: str
+    evidence: str  # executed, model-graded, weak
+    results: list[tuple[CellView, Any]]  # (cell, CheckResult or None when that answer was not checked)
+
+    @property
+    def code(self) -> str | None:
+        return getattr(self.spec, "code", None)
+
+    @property
+    def settings(self) -> str:
+        """The check's other settings as YAML (pattern, value, stubs, claims...), for the collapsed block."""
+        import yaml
+
+        rest = self.spec.model_dump(exclude_none=True, exclude={"code", "name", "critical", "weight", "type"})
+        rest = {k: v for k, v in rest.items() if v not in ([], {}, "")}
+        return yaml.safe_dump(rest, sort_keys=False, allow_unicode=True, width=100) if rest else ""
+
+    def status(self, result) -> str:
+        return "—" if result is None else check_status(result)
+
+
+def _check_rows(spec_checks: list, cells: list[CellView]) -> list[CheckRow]:
+    rows = []
+    for i, check in enumerate(spec_checks):
+        name = check_name(check)
+        results = []
+        for c in cells:
+            found = c.cell.checks
+            if len(found) == len(spec_checks):
+                results.append((c, found[i]))
+            else:
+                results.append((c, next((r for r in found if r.name == name), None)))
+        rows.append(CheckRow(spec=check, name=name, evidence=evidence_of(check.type), results=results))
+    return rows
+
+
+@dataclass(frozen=True)
 class TaskView:
     report: TaskReport
     cells: list[CellView]
     winner: str  # a model label, 'tie' or 'N/A'
     reason: str  # redacted
     judge_error: str | None
+    check_rows: list[CheckRow] = field(default_factory=list)
 
     @property
     def spec(self):
@@ -202,7 +245,8 @@ def views(report: Report, redact: Redactor) -> tuple[list[ModelView], list[TaskV
         v = t.verdict
         winner = "N/A" if v.winner is None else ("tie" if v.winner == "tie" else by_id[v.winner].label)
         judge_error = redact(v.judge.error) if v.judge and v.judge.error else None
-        tasks.append(TaskView(report=t, cells=cells, winner=winner, reason=redact(v.reason), judge_error=judge_error))
+        tasks.append(TaskView(report=t, cells=cells, winner=winner, reason=redact(v.reason), judge_error=judge_error,
+                              check_rows=_check_rows(t.spec.checks, cells)))
     return models, tasks
 
 
