@@ -333,3 +333,21 @@ def test_nav_lists_tasks_up_to_a_limit_and_keeps_the_build_linear(isolated):
     assert small[2] == {"Tasks": [{"T0 ‹b›": "tasks/t0.md"}, {"T1 ‹b›": "tasks/t1.md"}]}
     large = nav(bench_with(NAV_TASKS_MAX + 1), isolated)
     assert all("Tasks" not in entry for entry in large if isinstance(entry, dict))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("site_helpers").HOSTILE))
+def test_a_hostile_answer_rendered_as_markdown_stays_inert(name):
+    """The rendered view: sanitized HTML with no tag, handler or URL of the answer's own, and no fence or
+    whitespace that Python-Markdown would act on before it sets the block aside."""
+    import re
+
+    from site_helpers import HOSTILE
+
+    from generator.render.answers import raw, rendered
+
+    for html in (rendered(HOSTILE[name]), raw(HOSTILE[name])):
+        assert not re.search(r"<(script|iframe|svg|img|style|input|form|object|embed)\b", html, re.I), html
+        assert not re.search(r"\son\w+\s*=", html.split(">", 1)[0] + "".join(re.findall(r"<[^>]*>", html)), re.I)
+        assert "javascript:" not in "".join(re.findall(r"<[^>]*>", html)).lower()
+        assert "`" not in html and "~" not in html and "\t" not in html
+        assert not re.search(r"^[ ]+$", html, re.M) and "\x02" not in html and "\x03" not in html
