@@ -347,7 +347,7 @@ def test_a_hostile_answer_rendered_as_markdown_stays_inert(name):
 
     for html in (rendered(HOSTILE[name]), raw(HOSTILE[name])):
         assert not re.search(r"<(script|iframe|svg|img|style|input|form|object|embed)\b", html, re.I), html
-        assert not re.search(r"\son\w+\s*=", html.split(">", 1)[0] + "".join(re.findall(r"<[^>]*>", html)), re.I)
-        assert "javascript:" not in "".join(re.findall(r"<[^>]*>", html)).lower()
+        tags = "".join(re.findall(r"<[^>]*>", html))
+        assert not re.search(r"\son\w+\s*=", tags, re.I) and "javascript:" not in tags.lower(), tags
         assert "`" not in html and "~" not in html and "\t" not in html
         assert not re.search(r"^[ ]+$", html, re.M) and "\x02" not in html and "\x03" not in html
