@@ -351,3 +351,20 @@ def test_a_hostile_answer_rendered_as_markdown_stays_inert(name):
         assert not re.search(r"\son\w+\s*=", tags, re.I) and "javascript:" not in tags.lower(), tags
         assert "`" not in html and "~" not in html and "\t" not in html
         assert not re.search(r"^[ ]+$", html, re.M) and "\x02" not in html and "\x03" not in html
+
+
+def test_a_render_with_nothing_changed_makes_no_page_and_a_touched_docs_file_is_restored(server, isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    before = snapshot(docs)
+    assert render_again(bench, docs) == []
+    (docs / "tasks" / "sum.md").write_text("edited by hand")
+    (docs / "index.md").unlink()
+    assert sorted(p.name for p in render_again(bench, docs)) == ["index.md", "sum.md"]
+    assert snapshot(docs) == before
+    # A template change is an input too.
+    shutil.copytree(Path(__file__).resolve().parent.parent / "site_src", isolated / "site_src")
+    template = isolated / "site_src" / "templates" / "index.md.j2"
+    template.write_text(template.read_text() + "\nA new line.\n")
+    assert [p.name for p in render_again(bench, docs)] == ["index.md"]

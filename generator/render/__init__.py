@@ -11,6 +11,8 @@
 
 It never calls a model. It is deterministic: the same benchmark, cache and results.json give byte-identical
 files (dates shown are run dates, never the render's), a file is written only when its bytes change, and
+when nothing it is made of changed since the last render into the same docs/ (a fingerprint of the record,
+the history, benchmark.yaml, site_src and this code, kept beside the answer cache) no page is made at all;
 task pages of tasks no longer in the benchmark are removed. With ``report.show_hosts: false`` every host
 (URL, host:port and host name) is replaced by "redacted" in every text render writes; header values
 (secrets) are replaced by "[secret]" always.
@@ -28,6 +30,8 @@ The package, one job per module:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -108,6 +112,15 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     portable = results_mod.load(docs)
     report = gather(bench, cache, portable)
     redact = Redactor(bench, report)
+    record = _encode(results_file(report, redact).to_json())
+    history_path = docs / history_mod.FILENAME
+    # Everything the pages are made of is in the record, the benchmark file, the history, the site sources and
+    # this code: when none of it changed and docs/ still holds what was written, there is nothing to do.
+    inputs = _fingerprint(record, history_path.read_bytes() if history_path.exists() else b"", source, bench,
+                          banner)
+    state_file = Path(getattr(cache, "directory", docs)) / RENDER_STATE
+    if _unchanged(state_file, docs, inputs):
+        return []
     models, tasks = views(report, redact)
     env = environment(source / "templates")
     common = {"bench": bench, "models": models, "tasks": tasks, "banner": banner, "summary": SUMMARY,
@@ -122,7 +135,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
                            quality_chart=Markdown(QUALITY_CHART), latency_totals=latency_totals(models, tasks))
     for t in tasks:
         files[t.page] = _page(env, "task.md.j2", t.page, **common, task=t)
-    files[results_mod.FILENAME] = _encode(results_file(report, redact).to_json())
+    files[results_mod.FILENAME] = record
     files[COMPARISON_CSV], files[LATENCY_CSV] = (_encode(text) for text in tables_csv(models, tasks))
     history = history_mod.load(docs)
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
@@ -139,7 +152,63 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
         if f"tasks/{stale.name}" not in files:
             stale.unlink()
             changed.append(stale)
+    _remember(state_file, docs, inputs, sorted(files))
     return changed
+
+
+RENDER_STATE = "render-state.json"  # beside the answer cache: local, never committed
+
+
+def _fingerprint(record: bytes, history: bytes, source: Path, bench: Benchmark, banner: str | None) -> str:
+    digest = hashlib.sha256()
+    for part in (record, history, (banner or "").encode(), bench.source_sha256.encode(),
+                 str(bench.report.show_hosts).encode()):
+        digest.update(hashlib.sha256(part).digest())
+    code = Path(__file__).resolve().parent.parent
+    for path in sorted([*source.rglob("*"), *code.rglob("*.py")]):
+        if path.is_file():
+            digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stats(docs: Path, names: list[str]) -> dict[str, list[int]] | None:
+    out = {}
+    for name in names:
+        try:
+            st = (docs / name).stat()
+        except OSError:
+            return None
+        out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _unchanged(state_file: Path, docs: Path, inputs: str) -> bool:
+    """The last render here had these inputs, and every file it wrote is still as it left it."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8")).get(str(docs.resolve()))
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(state, dict) or state.get("inputs") != inputs:
+        return False
+    files = state.get("files") or {}
+    tasks_now = {f"tasks/{p.name}" for p in (docs / "tasks").glob("*.md")}
+    return _stats(docs, list(files)) == files and tasks_now <= set(files)
+
+
+def _remember(state_file: Path, docs: Path, inputs: str, names: list[str]) -> None:
+    try:
+        states = json.loads(state_file.read_text(encoding="utf-8"))
+        states = states if isinstance(states, dict) else {}
+    except (OSError, ValueError):
+        states = {}
+    states[str(docs.resolve())] = {"inputs": inputs, "files": _stats(docs, names) or {}}
+    try:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_file.with_name(f".{state_file.name}.tmp")
+        tmp.write_text(json.dumps(states), encoding="utf-8")
+        os.replace(tmp, state_file)
+    except OSError:
+        pass  # without the state the next render just does the work again
 
 
 NAV_TASKS_MAX = 40  # every page carries the whole nav: past this, listing each task there costs O(tasks²)

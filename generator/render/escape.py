@@ -57,6 +57,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!|")
 _HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 _FENCE_RUN = re.compile(r"`+|~+")
+_INLINE = str.maketrans({**{ch: "\\" + ch for ch in _MD_SPECIAL}, **_HTML_SPECIAL})
 
 
 def visible(text: str) -> str:
@@ -67,14 +68,7 @@ def visible(text: str) -> str:
 
 def inline(text: Any) -> Markdown:
     """Untrusted text as one line of plain text inside Markdown (a table cell, a list item, a title)."""
-    folded = " ".join(visible(str(text)).split())
-    out = []
-    for ch in folded:
-        if ch in _MD_SPECIAL:
-            out.append("\\" + ch)
-        else:
-            out.append(_HTML_SPECIAL.get(ch, ch))
-    return Markdown("".join(out))
+    return Markdown(" ".join(visible(str(text)).split()).translate(_INLINE))
 
 
 def fenced(text: str, indent: int = 0, lang: str = "text") -> Markdown:

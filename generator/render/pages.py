@@ -10,7 +10,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..config import Benchmark
 from ..decide import CLEAR_MARGIN
 from ..report import Report
-from .answers import answers_block
 from .escape import Markdown, fenced, finalize, inline, link, nav_title, quoted
 from .formats import DECIDED_BY, check_name, checks_score, duration, percent, review_text
 from .views import ModelView, TaskView, winner_cell
@@ -22,6 +21,8 @@ def page_title(text: str) -> Markdown:
 
 
 def environment(templates: Path) -> Environment:
+    from .answers import answers_block  # markdown-it, Pygments and nh3 load only when pages are made
+
     # A plain Environment: the templates are ours, and untrusted text only ever arrives as data. (A sandboxed
     # environment guards against untrusted *templates*; here it only tripled the render time.)
     env = Environment(
