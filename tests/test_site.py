@@ -240,3 +240,39 @@ def test_mkdocs_serve_settles_after_a_change_instead_of_rebuilding_in_a_loop(tmp
         finally:
             serve.terminate()
             serve.wait(timeout=30)
+
+
+def test_an_offline_make_bench_leaves_git_status_clean(tmp_path):
+    """A run that called nothing and got nothing new changes no committed file (no timestamp churn)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    repo = tmp_path / "repo"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(repo),
+           "BIG_BRAIN_HOST": "http://127.0.0.1:9", "OLLAMA_HOST": "http://127.0.0.1:9", "NO_MKDOCS_2_WARNING": "1"}
+    env.pop("BIG_BRAIN_TOKEN", None)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                              capture_output=True, text=True).stdout
+
+    def make_bench() -> None:
+        for args in (["-m", "generator", "run"], ["-m", "generator", "render"], ["-m", "mkdocs", "build", "--strict"]):
+            done = subprocess.run([sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+    git("init", "-q")
+    make_bench()  # brings the copy to the offline state this code writes (the committed docs may be older)
+    git("add", "-A")
+    git("commit", "-qm", "offline state")
+    make_bench()
+    assert git("status", "--porcelain") == ""
