@@ -171,7 +171,7 @@ class JudgeResult(Record):
     models: tuple[str, str]
     winner: str | None = Field(None, description="A model id, 'tie', or None when the judge failed.")
     rationale: str = ""
-    error: str | None = None
+    error: Reason | None = None
 
 
 class CellResult(Record):

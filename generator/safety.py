@@ -81,7 +81,8 @@ class Redactor:
     """Replaces every secret, and every piece of one at least FRAGMENT characters long, with '[secret]'.
 
     A piece matters: a reason cut at 200 characters may end in the first half of a token, and a server
-    may echo part of one. Secrets shorter than 4 characters are ignored (they would redact ordinary words).
+    may echo part of one. Where a text was cut (its end, or an '…'), even the token's first 4 characters
+    go. Secrets shorter than 4 characters are ignored (they would redact ordinary words).
     """
 
     def __init__(self, secrets: Iterable[str] = ()):
@@ -117,7 +118,7 @@ class Redactor:
                     spans.append((start, start + len(secret)))
                     start = text.find(secret, start + len(secret))
                 continue
-            spans += _fragments(text, secret)
+            spans += _fragments(text, secret) + _cut_tails(text, secret)
         if not spans:
             return text
         out, last = [], 0
@@ -156,6 +157,20 @@ def _fragments(text: str, secret: str) -> list[tuple[int, int]]:
                 right, s_right = right + 1, s_right + 1
             spans.append((left, right))
             found = text.find(window, right)
+    return spans
+
+
+def _cut_tails(text: str, secret: str) -> list[tuple[int, int]]:
+    """A secret's first 4 to FRAGMENT-1 characters where a text was cut: at its end or before an '…'."""
+    spans = []
+    for size in range(min(len(secret), FRAGMENT) - 1, 3, -1):
+        head = secret[:size]
+        if text.endswith(head):
+            spans.append((len(text) - size, len(text)))
+        found = text.find(head + "…")
+        while found >= 0:
+            spans.append((found, found + size))
+            found = text.find(head + "…", found + 1)
     return spans
 
 

@@ -9,6 +9,9 @@ import yaml
 from conftest import FakeModel, FakeOllama, bench_cli, free_port, write_bench
 from site_helpers import mkdocs_build, project
 
+from generator import config
+from generator.safety import Redactor
+
 MARKER = "tok-9d2f7c41-secret-marker"
 
 
@@ -135,3 +138,22 @@ def test_a_redirect_to_another_origin_is_not_followed_and_sends_nothing_there(is
         assert f"t × big-brain  failed     {expected}" in status
         assert f"{redirecting.url}/v1 redirected" in status
         assert MARKER not in out + status
+
+
+def test_the_redactor_knows_every_secret_of_the_benchmark_and_their_pieces(isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host="http://user:pa55w0rd-x@gpu.example:11434",
+                        tasks=[{"id": "t", "title": "T", "prompt": "Hello."}])
+    data = yaml.safe_load(bench.read_text())
+    data["models"][0]["headers"] = {"Authorization": "Bearer tok-aaaa-bbbb-cccc", "X-Api-Key": "xkey-1234-5678"}
+    data["models"].append({"id": "cloud", "provider": "openai", "model": "m", "base_url": "https://api.example/v1",
+                           "api_key_env": "CLOUD_KEY"})
+    bench.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {"CLOUD_KEY": "sk-cloud-0000-1111", "OLLAMA_API_KEY": "olk-2222-3333", "UNRELATED": "not-a-secret"}
+    redact = Redactor.for_benchmark(config.load(bench), env)
+    assert set(redact.secrets) == {"tok-aaaa-bbbb-cccc", "xkey-1234-5678", "sk-cloud-0000-1111", "olk-2222-3333",
+                                   "pa55w0rd-x"}
+    assert redact("Authorization: Bearer tok-aaaa-bbbb-cccc, key xkey-1234-5678") == \
+        "Authorization: Bearer [secret], key [secret]"
+    assert redact("echo: ...bbbb-cccc and sk-cloud-00…") == "echo: ...[secret] and [secret]…"
+    assert redact("cut at the end: olk-2") == "cut at the end: [secret]"
+    assert redact("ordinary text: tok- and 1234 and not-a-secret") == "ordinary text: tok- and 1234 and not-a-secret"
