@@ -9,20 +9,62 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import signal
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from . import cache as cache_mod
 from . import config, plan, results
 from .errors import BenchError
+from .safety import Redactor, terminal_text
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+class Terminal(Console):
+    """A console for untrusted text (reasons, server messages): secrets redacted, control characters shown
+    as visible escapes (ESC → \\x1b), and nothing read as rich markup."""
+
+    redact = Redactor()
+
+    def safe(self, text: str) -> str:
+        return terminal_text(self.redact(text))
+
+    def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
+        super().print(*(self.safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    def event(self, kind: str, style: str, message: str) -> None:
+        """'failed <message>' with only the first word coloured."""
+        self.print(Text.assemble((kind, style), " ", self.safe(message)))
+
+
+err = Terminal(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Terminal(highlight=False, soft_wrap=True, markup=False)
+
+
+def _redact_with(redact: Redactor) -> None:
+    err.redact = out.redact = redact
+
+
+def _load(args: argparse.Namespace) -> config.Benchmark:
+    """The benchmark; from here on every secret it names is redacted from what is printed."""
+    bench = config.load(args.config)
+    _redact_with(Redactor.for_benchmark(bench))
+    return bench
+
+
+def _open_cache(args: argparse.Namespace, bench: config.Benchmark) -> cache_mod.AnswerCache:
+    return cache_mod.AnswerCache.open(_cache_dir(args), redact=Redactor.for_benchmark(bench))
+
+
+def _load_results(args: argparse.Namespace) -> results.Portable:
+    portable = results.load(args.docs_dir)
+    for problem in portable.problems:
+        err.event("note", "yellow", problem)
+    return portable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +124,7 @@ def _cache_dir(args: argparse.Namespace) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    bench = config.load(args.config)
+    bench = _load(args)
     checks = sum(len(t.checks) for t in bench.tasks)
     out.print(f"{args.config}: ok ({len(bench.models)} models, {len(bench.tasks)} tasks, {checks} checks)")
     return 0
@@ -91,8 +133,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_benchmark
 
-    bench = config.load(args.config)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
+    bench = _load(args)
+    store = _open_cache(args, bench)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:
@@ -104,10 +146,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 elif event.kind in ("answered", "failed"):
                     progress.advance(bar)
                     if event.message:
-                        style = "red" if event.kind == "failed" else "green"
-                        progress.console.print(f"[{style}]{event.kind}[/] {escape(event.message)}", markup=True)
+                        err.event(event.kind, "red" if event.kind == "failed" else "green", event.message)
                 elif event.kind == "note":
-                    progress.console.print(f"[yellow]note[/] {escape(event.message)}", markup=True)
+                    err.event("note", "yellow", event.message)
 
             def on_stage(stage: str) -> None:
                 progress.update(bar, description=stage)
@@ -125,8 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import render
 
-    bench = config.load(args.config)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
+    bench = _load(args)
+    store = _open_cache(args, bench)
     written = render(bench, store, args.docs_dir)
     store.close()
     out.print(f"rendered {args.docs_dir}: {len(written)} file(s) changed")
@@ -134,9 +175,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    bench = config.load(args.config)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
-    portable = results.load(args.docs_dir)
+    bench = _load(args)
+    store = _open_cache(args, bench)
+    portable = _load_results(args)
     cells = plan.make_plan(bench, store)
     store.close()
     rows = []
@@ -146,7 +187,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             state, reason = "committed", "in results.json; 'bench run' copies it into the cache"
         rows.append({"task": cell.task_id, "model": cell.model_id, "state": state, "reason": reason, "key": cell.key})
     if args.json:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(out.redact.tree(rows)))
         return 0
     width = max(len(f"{r['task']} × {r['model']}") for r in rows)
     for r in rows:
@@ -184,6 +225,8 @@ def _sigterm(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Until benchmark.yaml is read, the one secret known is the environment's OLLAMA_API_KEY.
+    _redact_with(Redactor([os.environ.get("OLLAMA_API_KEY", "")]))
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         return COMMANDS[args.command](args)

@@ -62,6 +62,8 @@ def run_benchmark(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *,
                   on_stage: Callable[[str], None] = lambda stage: None) -> RunOutcome:
     """Run → judge → check → record, as `bench run` does. Never writes docs/ pages (that is render's job)."""
     portable = results.load(docs_dir)
+    for problem in portable.problems:  # a damaged entry costs that cell only; say which
+        on_event(RunEvent("note", problem))
     calm = _Calm(cache, on_event)
     summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=calm)
     calm.close()
