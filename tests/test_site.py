@@ -276,3 +276,31 @@ def test_an_offline_make_bench_leaves_git_status_clean(tmp_path):
     git("commit", "-qm", "offline state")
     make_bench()
     assert git("status", "--porcelain") == ""
+
+
+def test_benchmark_strings_are_escaped_in_titles_nav_and_charts(tmp_path, monkeypatch):
+    """A task title '</title><script>' does not run anywhere; a NUL in a label keeps both SVGs valid XML."""
+    import xml.etree.ElementTree as ET
+
+    from conftest import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    title = "</title><script>window.__pwned=1</script><img src=x onerror=alert(1)>"
+    bench = write_bench(tmp_path / "benchmark.yaml", big_host=f"http://127.0.0.1:{free_port()}",
+                        tasks=[{"id": "t", "title": title, "prompt": "p"}])
+    data = yaml.safe_load(bench.read_text())
+    data["models"][0]["label"] = "Big\x00Brain </text><script>x</script>"
+    bench.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert bench_cli("render", "--config", str(bench)) == 0
+    for chart in ("latency.svg", "checks.svg"):
+        ET.fromstring((tmp_path / "docs" / "assets" / chart).read_bytes())  # valid XML
+    result = mkdocs_build(project(tmp_path), tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    for name, html in pages(tmp_path / "site").items():
+        for found in re.findall(r"<title>(.*?)</title>", html, re.S):
+            assert "<" not in found, (name, found)
+        page = Page(html)
+        assert all(not any(EVENT_ATTRIBUTE.match(a) for a in attrs) for _, attrs in page.tags), name
+        assert "pwned" not in "".join(page.texts.get("script", [])), name
+        assert len(page.all("script")) == 5, name

@@ -140,8 +140,9 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     history = history_mod.load(docs)
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
                            runs=history.runs[::-1])
-    files[CHART] = latency_svg(models, tasks).encode()
-    files[QUALITY_CHART] = checks_svg(models, tasks).encode()
+    files[CHART] = _chart(docs / CHART, _chart_data(models, tasks), lambda: latency_svg(models, tasks))
+    files[QUALITY_CHART] = _chart(docs / QUALITY_CHART, _chart_data(models, tasks, checks=True),
+                                  lambda: checks_svg(models, tasks))
     for folder, target in ((source / "pages", ""), (source / "css", "assets/")):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
@@ -154,6 +155,38 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
             changed.append(stale)
     _remember(state_file, docs, inputs, sorted(files))
     return changed
+
+
+def _chart_data(models, tasks, checks: bool = False) -> list:
+    """What a chart plots, and nothing else: when it is unchanged, the chart is not drawn again."""
+    rows = []
+    for t in tasks:
+        values = []
+        for c in t.cells:
+            if c.answer is None:
+                values.append(None)
+            elif checks:
+                ran = [r for r in c.cell.checks if getattr(r, "status", "pass") != "error"]
+                values.append([sum(r.passed for r in ran), len(ran)])
+            else:
+                values.append(c.answer.latency_ms)
+        rows.append([t.spec.title, values])
+    return [[m.id, m.label] for m in models] + rows
+
+
+def _chart(path: Path, data: list, draw) -> bytes:
+    """The chart's SVG, drawn only when its data (or the chart code) changed; the data's hash is kept in it."""
+    code = (Path(__file__).parent / "charts.py").read_bytes()
+    key = hashlib.sha256(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace") + code)
+    mark = f"<!-- bench-chart {key.hexdigest()} -->".encode()
+    try:
+        old = path.read_bytes()
+        if old.split(b"\n", 2)[1:2] == [mark]:
+            return old  # matplotlib is not even imported
+    except (OSError, IndexError):
+        pass
+    first, rest = draw().encode().split(b"\n", 1)
+    return first + b"\n" + mark + b"\n" + rest
 
 
 RENDER_STATE = "render-state.json"  # beside the answer cache: local, never committed
