@@ -144,8 +144,8 @@ def test_no_server_shows_both_models_unavailable_and_no_winner(isolated):
     docs = isolated / "docs"
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert summary.count("| UNAVAILABLE: connection refused by http://127\\.0\\.0\\.1:") == 2
-    assert ("| [UNAVAILABLE](tasks/sum.md) | [UNAVAILABLE](tasks/sum.md) | N/A: Big Brain and Local did not answer "
-            "\\(connection refused by http://127\\.0\\.0\\.1:") in summary
+    assert ("| [UNAVAILABLE](tasks/sum.md) | [UNAVAILABLE](tasks/sum.md) | N/A: Big Brain and Local did not "
+            "answer |") in summary
     assert "**Big Brain** was UNAVAILABLE: connection refused" in summary
     task = (docs / "tasks" / "sum.md").read_text()
     assert '!!! warning "N/A: not every model answered"' in task

@@ -177,29 +177,16 @@ class TaskView:
     def page(self) -> str:
         return f"tasks/{self.spec.id}.md"
 
-    @property
-    def not_answered(self) -> str:
-        """'N/A: Big Brain and Local did not answer (connection refused ...)': models grouped by reason."""
-        by_reason: dict[str, list[str]] = {}
-        for c in self.cells:
-            if c.cell.status != "ok":
-                by_reason.setdefault(c.reason or "no reason recorded", []).append(c.model.label)
-        parts = [f"{' and '.join(labels)} did not answer ({reason})" for reason, labels in by_reason.items()]
-        return "N/A: " + "; ".join(parts)
-
-    @property
-    def winner_text(self) -> str:
-        if self.verdict.winner is None:
-            return self.not_answered
-        if self.verdict.objectively_clear:
-            return f"{self.winner} (objectively clear)"
-        return self.winner
-
 
 def winner_cell(task: TaskView) -> Markdown:
-    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: reason'."""
+    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: who did not answer'.
+
+    Kept short, since the column stays in view while the table scrolls; the reasons are in the model's
+    status and on the task page.
+    """
     if task.verdict.winner is None:
-        return inline(task.winner_text)
+        missing = [c.model.label for c in task.cells if c.cell.status != "ok"]
+        return inline(f"N/A: {' and '.join(missing)} did not answer")
     if task.verdict.winner == "tie":
         return Markdown("tie")
     clear = " · objectively clear" if task.verdict.objectively_clear else ""
