@@ -60,7 +60,7 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
                                       "index.md", "results.json", "tasks/poem.md", "tasks/sum.md", "history.md",
                                       "comparison.csv", "latency.csv"}
     summary = (docs / "big-brain-benchmark.md").read_text()
-    assert summary.startswith("# Test bench\n")
+    assert summary.startswith("---\nhide:\n  - navigation\n---\n# Test bench\n")
     row = (f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | 0\\.12\\.3 | "
            "bbbbbbbbbbbb |")
     assert row in summary
