@@ -368,3 +368,18 @@ def test_a_render_with_nothing_changed_makes_no_page_and_a_touched_docs_file_is_
     template = isolated / "site_src" / "templates" / "index.md.j2"
     template.write_text(template.read_text() + "\nA new line.\n")
     assert [p.name for p in render_again(bench, docs)] == ["index.md"]
+
+
+def test_check_status_evidence_and_decided_by_read_newer_records_defensively():
+    from types import SimpleNamespace as NS
+
+    from generator.render.formats import check_status, decided_by, evidence_of
+
+    assert check_status(NS(passed=False, status="error")) == "error"
+    assert check_status(NS(passed=True)) == "pass" and check_status(NS(passed=False)) == "FAIL"
+    assert [evidence_of(t) for t in ("python", "shell", "rubric", "calls", "regex")] == [
+        "executed", "executed", "model-graded", "weak", "weak"]
+    assert decided_by(NS(winner="a", decided_by="checks", evidence="static")) == \
+        "static or lexical checks (weak evidence)"
+    assert decided_by(NS(winner="a", decided_by="checks")) == "objective checks"
+    assert decided_by(NS(winner=None, decided_by="none")) == "nothing: not every model answered"

@@ -50,6 +50,21 @@ def review_text(review: Review | None) -> str | None:
 
 DECIDED_BY = {"checks": "objective checks", "review": "human review", "judge": "LLM judge (model-graded)",
               "none": "nothing separates the answers"}
+# A verdict may name the kind of evidence that decided it (Verdict.evidence, when the records have it).
+EVIDENCE_DECIDED = {"tests": "executed tests", "review": "human review", "rubric": "model-graded rubric",
+                    "judge": "LLM judge (model-graded, pairwise)", "static": "static or lexical checks (weak evidence)",
+                    "none": "nothing separates the answers"}
+
+
+def decided_by(verdict) -> str:
+    """What decided a verdict, most precisely as the record allows."""
+    if verdict.winner is None:
+        return "nothing: not every model answered"
+    evidence = getattr(verdict, "evidence", None)
+    if evidence in EVIDENCE_DECIDED:
+        return EVIDENCE_DECIDED[evidence]
+    text = DECIDED_BY.get(verdict.decided_by, verdict.decided_by)
+    return text + (" (weak evidence)" if getattr(verdict, "weak", False) else "")
 
 
 
