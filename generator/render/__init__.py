@@ -33,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from jinja2 import TemplateError, TemplateSyntaxError
@@ -122,6 +124,10 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     if _unchanged(state_file, docs, inputs):
         return []
     models, tasks = views(report, redact)
+    # Charts whose data changed are drawn in a child process while the pages are made (matplotlib's import
+    # and drawing are the largest part of a first render, and the machine has a second core).
+    charts = _charts(docs, {CHART: (_chart_data(models, tasks), lambda: latency_svg(models, tasks)),
+                            QUALITY_CHART: (_chart_data(models, tasks, checks=True), lambda: checks_svg(models, tasks))})
     env = environment(source / "templates")
     common = {"bench": bench, "models": models, "tasks": tasks, "banner": banner, "summary": SUMMARY,
               "run_date": run_date(report.generated_at),
@@ -140,9 +146,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     history = history_mod.load(docs)
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
                            runs=history.runs[::-1])
-    files[CHART] = _chart(docs / CHART, _chart_data(models, tasks), lambda: latency_svg(models, tasks))
-    files[QUALITY_CHART] = _chart(docs / QUALITY_CHART, _chart_data(models, tasks, checks=True),
-                                  lambda: checks_svg(models, tasks))
+    files.update(charts())
     for folder, target in ((source / "pages", ""), (source / "css", "assets/")):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
@@ -174,19 +178,58 @@ def _chart_data(models, tasks, checks: bool = False) -> list:
     return [[m.id, m.label] for m in models] + rows
 
 
-def _chart(path: Path, data: list, draw) -> bytes:
-    """The chart's SVG, drawn only when its data (or the chart code) changed; the data's hash is kept in it."""
+def _charts(docs: Path, charts: dict[str, tuple[list, Callable[[], str]]]) -> Callable[[], dict[str, bytes]]:
+    """Each chart's SVG, drawn only when its data (or the chart code) changed; the data's hash is kept in it.
+
+    Returns a function that gives the SVGs: the drawing runs meanwhile in a forked child where that is safe
+    (a single-threaded process with fork), else when the function is called.
+    """
     code = (Path(__file__).parent / "charts.py").read_bytes()
-    key = hashlib.sha256(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace") + code)
-    mark = f"<!-- bench-chart {key.hexdigest()} -->".encode()
-    try:
-        old = path.read_bytes()
+    kept: dict[str, bytes] = {}
+    todo: dict[str, tuple[bytes, Callable[[], str]]] = {}
+    for name, (data, draw) in charts.items():
+        key = hashlib.sha256(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace") + code)
+        mark = f"<!-- bench-chart {key.hexdigest()} -->".encode()
+        try:
+            old = (docs / name).read_bytes()
+        except OSError:
+            old = b""
         if old.split(b"\n", 2)[1:2] == [mark]:
-            return old  # matplotlib is not even imported
-    except (OSError, IndexError):
-        pass
-    first, rest = draw().encode().split(b"\n", 1)
-    return first + b"\n" + mark + b"\n" + rest
+            kept[name] = old  # matplotlib is not even imported
+        else:
+            todo[name] = (mark, draw)
+
+    def marked(name: str, svg: str) -> bytes:
+        first, rest = svg.encode().split(b"\n", 1)
+        return first + b"\n" + todo[name][0] + b"\n" + rest
+
+    def inline() -> dict[str, bytes]:
+        return {**kept, **{name: marked(name, draw()) for name, (_, draw) in todo.items()}}
+
+    if not todo or not hasattr(os, "fork") or threading.active_count() > 1:
+        return inline  # forking a threaded process (mkdocs serve) could leave a lock held in the child
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, send, and leave without running the parent's exit handlers
+        status = 1
+        try:
+            with os.fdopen(write, "wb") as out:
+                out.write(json.dumps({name: draw() for name, (_, draw) in todo.items()}).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+
+    def collect() -> dict[str, bytes]:
+        with os.fdopen(read, "rb") as got:
+            payload = got.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            return inline()  # the child failed: draw here, so that any error is the usual one
+        drawn = json.loads(payload)
+        return {**kept, **{name: marked(name, drawn[name]) for name in todo}}
+
+    return collect
 
 
 RENDER_STATE = "render-state.json"  # beside the answer cache: local, never committed
