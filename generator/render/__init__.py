@@ -5,9 +5,10 @@
 
 - ``index.md``: what the benchmark is, how to read it, a link to every page;
 - ``big-brain-benchmark.md``: run date, environment, comparison, latency, key findings, method;
-- ``tasks/<task-id>.md``: prompt, reference, verdict, each model's answer in its own content tab;
+- ``tasks/<task-id>.md``: verdict, what decided it, prompt, reference, the answers side by side;
 - ``results.json``: everything above, machine-readable (generator.results.ResultsFile);
-- ``assets/latency.svg``, ``assets/*.css`` and the hand-written pages of ``site_src/pages``.
+- ``assets/latency.svg``, ``assets/checks.svg``, ``assets/*.css`` and the hand-written pages of
+  ``site_src/pages``.
 
 It never calls a model. It is deterministic: the same benchmark, cache and results.json give byte-identical
 files (dates shown are run dates, never the render's), a file is written only when its bytes change, and
