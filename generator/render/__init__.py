@@ -24,30 +24,27 @@ The package, one job per module:
 - ``views``: the models, tasks and cells as the pages show them (redacted);
 - ``pages``: the Jinja environment, key findings and method notes;
 - ``answers``: an answer rendered as the model meant it (Markdown, sanitized) beside its exact raw text;
-- ``charts``: the latency and checks-passed charts (deterministic SVG);
+- ``charts``: the latency and checks-passed charts (deterministic SVG, redrawn only when their data change);
 - ``tables``: CSV tables and what moved between runs;
-- ``results_json``: docs/results.json, built from the report records (generator.report), not the views.
+- ``results_json``: docs/results.json, built from the report records (generator.report), not the views;
+- ``files``: writing only what changed, and the fingerprint that lets a render with nothing new do nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from .. import history as history_mod
 from .. import results as results_mod
-from ..report import gather
 from ..cache import AnswerCache
 from ..config import Benchmark
 from ..errors import BenchError
-from .charts import checks_svg, latency_svg
+from ..report import gather
+from .charts import chart_data, checks_svg, draw_charts, latency_svg
 from .escape import Markdown, fenced, html_text, inline, nav_title, visible
+from .files import RENDER_STATE, encode, fingerprint, remember, unchanged, write
 from .formats import run_date
 from .pages import environment, findings, latency_totals, method
 from .results_json import results_file
@@ -74,25 +71,6 @@ def find_site_src(bench: Benchmark) -> Path:
                      "render needs the site templates from the project checkout.")
 
 
-def _write(path: Path, data: bytes) -> bool:
-    """Write ``data`` unless the file already holds exactly it. Returns whether the file changed."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # a reader (mkdocs serve) never sees half a file
-    return True
-
-
-def _encode(text: str) -> bytes:
-    # A lone surrogate cannot be UTF-8; in results.json it becomes the JSON escape it came from (\udXXX).
-    return text.encode("utf-8", "backslashreplace")
-
-
 def _page(env, template: str, page: str, **context) -> bytes:
     """One page from its template; a template error names the page and the template line, without a traceback."""
     try:
@@ -115,20 +93,21 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     portable = results_mod.load(docs)
     report = gather(bench, cache, portable)
     redact = Redactor(bench, report)
-    record = _encode(results_file(report, redact).to_json())
+    record = encode(results_file(report, redact).to_json())
     history_path = docs / history_mod.FILENAME
     # Everything the pages are made of is in the record, the benchmark file, the history, the site sources and
     # this code: when none of it changed and docs/ still holds what was written, there is nothing to do.
-    inputs = _fingerprint(record, history_path.read_bytes() if history_path.exists() else b"", source, bench,
+    inputs = fingerprint(record, history_path.read_bytes() if history_path.exists() else b"", source, bench,
                           banner)
     state_file = Path(getattr(cache, "directory", docs)) / RENDER_STATE
-    if _unchanged(state_file, docs, inputs):
+    if unchanged(state_file, docs, inputs):
         return []
     models, tasks = views(report, redact)
     # Charts whose data changed are drawn in a child process while the pages are made (matplotlib's import
     # and drawing are the largest part of a first render, and the machine has a second core).
-    charts = _charts(docs, {CHART: (_chart_data(models, tasks), lambda: latency_svg(models, tasks)),
-                            QUALITY_CHART: (_chart_data(models, tasks, checks=True), lambda: checks_svg(models, tasks))})
+    charts = draw_charts(docs, {CHART: (chart_data(models, tasks), lambda: latency_svg(models, tasks)),
+                                 QUALITY_CHART: (chart_data(models, tasks, checks=True),
+                                                 lambda: checks_svg(models, tasks))})
     env = environment(source / "templates")
     common = {"bench": bench, "models": models, "tasks": tasks, "banner": banner, "summary": SUMMARY,
               "run_date": run_date(report.generated_at),
@@ -143,7 +122,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     for t in tasks:
         files[t.page] = _page(env, "task.md.j2", t.page, **common, task=t)
     files[results_mod.FILENAME] = record
-    files[COMPARISON_CSV], files[LATENCY_CSV] = (_encode(text) for text in tables_csv(models, tasks))
+    files[COMPARISON_CSV], files[LATENCY_CSV] = (encode(text) for text in tables_csv(models, tasks))
     history = history_mod.load(docs)
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
                            runs=history.runs[::-1])
@@ -153,139 +132,13 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
             if path.is_file():
                 files[target + path.relative_to(folder).as_posix()] = path.read_bytes()
 
-    changed = [docs / name for name, data in files.items() if _write(docs / name, data)]
+    changed = [docs / name for name, data in files.items() if write(docs / name, data)]
     for stale in sorted((docs / "tasks").glob("*.md")):
         if f"tasks/{stale.name}" not in files:
             stale.unlink()
             changed.append(stale)
-    _remember(state_file, docs, inputs, sorted(files))
+    remember(state_file, docs, inputs, sorted(files))
     return changed
-
-
-def _chart_data(models, tasks, checks: bool = False) -> list:
-    """What a chart plots, and nothing else: when it is unchanged, the chart is not drawn again."""
-    rows = []
-    for t in tasks:
-        values = []
-        for c in t.cells:
-            if c.answer is None:
-                values.append(None)
-            elif checks:
-                ran = [r for r in c.cell.checks if getattr(r, "status", "pass") != "error"]
-                values.append([sum(r.passed for r in ran), len(ran)])
-            else:
-                values.append(c.answer.latency_ms)
-        rows.append([t.spec.title, values])
-    return [[m.id, m.label] for m in models] + rows
-
-
-def _charts(docs: Path, charts: dict[str, tuple[list, Callable[[], str]]]) -> Callable[[], dict[str, bytes]]:
-    """Each chart's SVG, drawn only when its data (or the chart code) changed; the data's hash is kept in it.
-
-    Returns a function that gives the SVGs: the drawing runs meanwhile in a forked child where that is safe
-    (a single-threaded process with fork), else when the function is called.
-    """
-    code = (Path(__file__).parent / "charts.py").read_bytes()
-    kept: dict[str, bytes] = {}
-    todo: dict[str, tuple[bytes, Callable[[], str]]] = {}
-    for name, (data, draw) in charts.items():
-        key = hashlib.sha256(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace") + code)
-        mark = f"<!-- bench-chart {key.hexdigest()} -->".encode()
-        try:
-            old = (docs / name).read_bytes()
-        except OSError:
-            old = b""
-        if old.split(b"\n", 2)[1:2] == [mark]:
-            kept[name] = old  # matplotlib is not even imported
-        else:
-            todo[name] = (mark, draw)
-
-    def marked(name: str, svg: str) -> bytes:
-        first, rest = svg.encode().split(b"\n", 1)
-        return first + b"\n" + todo[name][0] + b"\n" + rest
-
-    def inline() -> dict[str, bytes]:
-        return {**kept, **{name: marked(name, draw()) for name, (_, draw) in todo.items()}}
-
-    if not todo or not hasattr(os, "fork") or threading.active_count() > 1:
-        return inline  # forking a threaded process (mkdocs serve) could leave a lock held in the child
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: draw, send, and leave without running the parent's exit handlers
-        status = 1
-        try:
-            with os.fdopen(write, "wb") as out:
-                out.write(json.dumps({name: draw() for name, (_, draw) in todo.items()}).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-
-    def collect() -> dict[str, bytes]:
-        with os.fdopen(read, "rb") as got:
-            payload = got.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            return inline()  # the child failed: draw here, so that any error is the usual one
-        drawn = json.loads(payload)
-        return {**kept, **{name: marked(name, drawn[name]) for name in todo}}
-
-    return collect
-
-
-RENDER_STATE = "render-state.json"  # beside the answer cache: local, never committed
-
-
-def _fingerprint(record: bytes, history: bytes, source: Path, bench: Benchmark, banner: str | None) -> str:
-    digest = hashlib.sha256()
-    for part in (record, history, (banner or "").encode(), bench.source_sha256.encode(),
-                 str(bench.report.show_hosts).encode()):
-        digest.update(hashlib.sha256(part).digest())
-    code = Path(__file__).resolve().parent.parent
-    for path in sorted([*source.rglob("*"), *code.rglob("*.py")]):
-        if path.is_file():
-            digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _stats(docs: Path, names: list[str]) -> dict[str, list[int]] | None:
-    out = {}
-    for name in names:
-        try:
-            st = (docs / name).stat()
-        except OSError:
-            return None
-        out[name] = [st.st_size, st.st_mtime_ns]
-    return out
-
-
-def _unchanged(state_file: Path, docs: Path, inputs: str) -> bool:
-    """The last render here had these inputs, and every file it wrote is still as it left it."""
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8")).get(str(docs.resolve()))
-    except (OSError, ValueError, AttributeError):
-        return False
-    if not isinstance(state, dict) or state.get("inputs") != inputs:
-        return False
-    files = state.get("files") or {}
-    tasks_now = {f"tasks/{p.name}" for p in (docs / "tasks").glob("*.md")}
-    return _stats(docs, list(files)) == files and tasks_now <= set(files)
-
-
-def _remember(state_file: Path, docs: Path, inputs: str, names: list[str]) -> None:
-    try:
-        states = json.loads(state_file.read_text(encoding="utf-8"))
-        states = states if isinstance(states, dict) else {}
-    except (OSError, ValueError):
-        states = {}
-    states[str(docs.resolve())] = {"inputs": inputs, "files": _stats(docs, names) or {}}
-    try:
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_file.with_name(f".{state_file.name}.tmp")
-        tmp.write_text(json.dumps(states), encoding="utf-8")
-        os.replace(tmp, state_file)
-    except OSError:
-        pass  # without the state the next render just does the work again
 
 
 NAV_TASKS_MAX = 40  # every page carries the whole nav: past this, listing each task there costs O(tasks²)

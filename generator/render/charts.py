@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
 from .escape import svg_text
 from .formats import duration
@@ -166,3 +172,74 @@ def checks_svg(models: list[ModelView], tasks: list[TaskView]) -> str:
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return buf.getvalue()
+
+
+def chart_data(models, tasks, checks: bool = False) -> list:
+    """What a chart plots, and nothing else: when it is unchanged, the chart is not drawn again."""
+    rows = []
+    for t in tasks:
+        values = []
+        for c in t.cells:
+            if c.answer is None:
+                values.append(None)
+            elif checks:
+                ran = [r for r in c.cell.checks if getattr(r, "status", "pass") != "error"]
+                values.append([sum(r.passed for r in ran), len(ran)])
+            else:
+                values.append(c.answer.latency_ms)
+        rows.append([t.spec.title, values])
+    return [[m.id, m.label] for m in models] + rows
+
+
+def draw_charts(docs: Path, charts: dict[str, tuple[list, Callable[[], str]]]) -> Callable[[], dict[str, bytes]]:
+    """Each chart's SVG, drawn only when its data (or the chart code) changed; the data's hash is kept in it.
+
+    Returns a function that gives the SVGs: the drawing runs meanwhile in a forked child where that is safe
+    (a single-threaded process with fork), else when the function is called.
+    """
+    code = Path(__file__).read_bytes()
+    kept: dict[str, bytes] = {}
+    todo: dict[str, tuple[bytes, Callable[[], str]]] = {}
+    for name, (data, draw) in charts.items():
+        key = hashlib.sha256(json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "replace") + code)
+        mark = f"<!-- bench-chart {key.hexdigest()} -->".encode()
+        try:
+            old = (docs / name).read_bytes()
+        except OSError:
+            old = b""
+        if old.split(b"\n", 2)[1:2] == [mark]:
+            kept[name] = old  # matplotlib is not even imported
+        else:
+            todo[name] = (mark, draw)
+
+    def marked(name: str, svg: str) -> bytes:
+        first, rest = svg.encode().split(b"\n", 1)
+        return first + b"\n" + todo[name][0] + b"\n" + rest
+
+    def inline() -> dict[str, bytes]:
+        return {**kept, **{name: marked(name, draw()) for name, (_, draw) in todo.items()}}
+
+    if not todo or not hasattr(os, "fork") or threading.active_count() > 1:
+        return inline  # forking a threaded process (mkdocs serve) could leave a lock held in the child
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, send, and leave without running the parent's exit handlers
+        status = 1
+        try:
+            with os.fdopen(write, "wb") as out:
+                out.write(json.dumps({name: draw() for name, (_, draw) in todo.items()}).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+
+    def collect() -> dict[str, bytes]:
+        with os.fdopen(read, "rb") as got:
+            payload = got.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            return inline()  # the child failed: draw here, so that any error is the usual one
+        drawn = json.loads(payload)
+        return {**kept, **{name: marked(name, drawn[name]) for name in todo}}
+
+    return collect

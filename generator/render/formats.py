@@ -6,6 +6,7 @@ import re
 
 from ..records import CellResult, Review
 
+
 def duration(ms: float | None) -> str:
     """'850 ms', '12.3 s', or '—' when not measured."""
     if ms is None:

@@ -11,7 +11,14 @@ from ..config import Benchmark
 from ..decide import CLEAR_MARGIN
 from ..report import Report
 from .escape import Markdown, fenced, finalize, inline, link, nav_title, quoted
-from .formats import check_name, checks_score, decided_by, duration, percent, review_text
+from .formats import (
+    check_name,
+    checks_score,
+    decided_by,
+    duration,
+    percent,
+    review_text,
+)
 from .views import ModelView, TaskView, winner_cell
 
 
@@ -21,7 +28,8 @@ def page_title(text: str) -> Markdown:
 
 
 def environment(templates: Path) -> Environment:
-    from .answers import answers_block  # markdown-it, Pygments and nh3 load only when pages are made
+    # markdown-it, Pygments and nh3 are loaded only when pages are made (not when a render has nothing to do).
+    from .answers import answers_block
 
     # A plain Environment: the templates are ours, and untrusted text only ever arrives as data. (A sandboxed
     # environment guards against untrusted *templates*; here it only tripled the render time.)
