@@ -205,9 +205,15 @@ def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
     flags = []
     if answer.cut:
         limit = f" (num_predict {options_num_predict})" if options_num_predict is not None else ""
+        count = f" after {answer.eval_count} tokens" if answer.eval_count is not None else ""
+        odd = ""
+        if options_num_predict is not None and answer.eval_count is not None and answer.eval_count < options_num_predict:
+            # The server's word against the count: shown, not hidden, so a reader can judge the flag.
+            odd = (f" The server reported {answer.eval_count} answer tokens, fewer than num_predict "
+                   f"{options_num_predict}: the limit it applied may differ from the one asked for.")
         flags.append(Flag("Cut: the answer hit the token limit",
-                          f"done_reason is 'length': the model was stopped at its token limit{limit} "
-                          f"before it finished, so the answer is incomplete."))
+                          f"done_reason is 'length': the model was stopped at its token limit{limit}{count} "
+                          f"before it finished, so the answer is incomplete.{odd}"))
     if answer.empty:
         flags.append(Flag("Empty: the model returned no text",
                           "The answer is empty or only whitespace."))
