@@ -126,10 +126,11 @@ def _measurements(answer) -> str:
     from .formats import duration
 
     tps = f"{answer.tokens_per_s:.1f}" if answer.tokens_per_s is not None else None
+    # The names are ours (plain words); only the values are escaped.
     items = [("latency", duration(answer.latency_ms)), ("first token", duration(answer.ttft_ms)),
              ("load (server)", duration(answer.load_ms)), ("prompt tokens", answer.prompt_eval_count),
              ("answer tokens", answer.eval_count), ("tokens/s", tps), ("done_reason", answer.done_reason)]
-    text = " · ".join(f"{_e(k)} <strong>{_e(v)}</strong>" for k, v in items)
+    text = " · ".join(f"{name} <strong>{_e(value)}</strong>" for name, value in items)
     return f'<p class="bench-measurements">{text}</p>'
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from typing import Any
 
 
@@ -92,8 +93,13 @@ def link(text: Any, target: str) -> Markdown:
 
 
 def html_text(text: Any) -> str:
-    """Untrusted text as HTML text content or a quoted attribute value."""
-    return html.escape(" ".join(visible(str(text)).split()), quote=True)
+    """Untrusted text as HTML text content or a quoted attribute value (whitespace folded to single spaces)."""
+    return _html_text(str(text))
+
+
+@lru_cache(maxsize=8192)  # labels, statuses and numbers repeat on every page
+def _html_text(text: str) -> str:
+    return html.escape(" ".join(visible(text).split()), quote=True)
 
 
 def nav_title(text: Any) -> str:
