@@ -126,6 +126,8 @@ def _measurements(answer) -> str:
     from .formats import duration
 
     tps = f"{answer.tokens_per_s:.1f}" if answer.tokens_per_s is not None else None
+    if tps and getattr(answer, "tokens_per_s_source", None) == "stream":
+        tps += " (measured here)"  # from the stream, network included, where the server reports no rate
     # The names are ours (plain words); only the values are escaped.
     items = [("latency", duration(answer.latency_ms)), ("first token", duration(answer.ttft_ms)),
              ("load (server)", duration(answer.load_ms)), ("prompt tokens", answer.prompt_eval_count),

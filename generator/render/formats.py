@@ -85,3 +85,8 @@ def check_status(result) -> str:
     """'pass', 'FAIL' or 'error' (the check could not run: it says nothing about the answer)."""
     status = getattr(result, "status", None) or ("pass" if result.passed else "fail")
     return {"pass": "pass", "fail": "FAIL"}.get(status, status)
+
+
+def critical_failed(cell: CellResult) -> str:
+    """The critical checks an answer failed ('none'); a check that could not run (error) is not a failure."""
+    return ", ".join(c.name for c in cell.checks if c.critical and check_status(c) == "FAIL") or "none"

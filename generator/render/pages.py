@@ -14,6 +14,7 @@ from .escape import Markdown, fenced, finalize, inline, link, nav_title, quoted
 from .formats import (
     check_name,
     checks_score,
+    critical_failed,
     decided_by,
     duration,
     percent,
@@ -46,8 +47,8 @@ def environment(templates: Path) -> Environment:
     env.filters["quoted"] = quoted
     env.globals.update(
         page_title=page_title, answers_block=answers_block, model_cards=model_cards, check_name=check_name,
-        checks_score=checks_score, decided_by=decided_by, duration=duration, link=link, review_text=review_text,
-        winner_cell=winner_cell, percent=percent,
+        checks_score=checks_score, critical_failed=critical_failed, decided_by=decided_by, duration=duration,
+        link=link, review_text=review_text, winner_cell=winner_cell, percent=percent,
         digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
     return env
 
