@@ -51,6 +51,14 @@ def test_host_and_hardware_come_from_the_answers_not_from_todays_config(server, 
     assert "elsewhere" not in summary and "a laptop" not in summary
 
 
+def test_a_render_with_a_pod_url_in_the_environment_writes_no_host_into_the_record_when_nothing_answered(isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host="http://pod-1234.example:11434", tasks=TWO)
+    assert bench_cli("render", "--config", str(bench)) == 0
+    record = (isolated / "docs" / "results.json").read_text()
+    assert "pod-1234" not in record
+    assert "http://pod\\-1234\\.example:11434 *(configured)*" in _summary(isolated / "docs")
+
+
 def test_with_nothing_answered_the_summary_does_not_claim_every_task_was_asked(isolated):
     bench = write_bench(isolated / "benchmark.yaml", big_host=f"http://127.0.0.1:{free_port()}", tasks=TWO)
     assert bench_cli("render", "--config", str(bench)) == 0
