@@ -53,7 +53,7 @@ DECIDED_BY = {"checks": "objective checks", "review": "human review", "judge": "
               "none": "nothing separates the answers"}
 # A verdict may name the kind of evidence that decided it (Verdict.evidence, when the records have it).
 EVIDENCE_DECIDED = {"tests": "executed tests", "review": "human review", "rubric": "model-graded rubric",
-                    "judge": "LLM judge (model-graded, pairwise)", "static": "static or lexical checks (weak evidence)",
+                    "judge": "LLM judge (model-graded)", "static": "static or lexical checks (weak evidence)",
                     "none": "nothing separates the answers"}
 
 
