@@ -93,6 +93,13 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     portable = results_mod.load(docs)
     report = gather(bench, cache, portable)
     redact = Redactor(bench, report)
+    models, tasks = views(report, redact)
+    # Charts whose data changed are drawn in a child process while the rest is made (matplotlib's import and
+    # drawing are the largest part of a first render, and the machine has a second core). Unchanged charts
+    # are kept as they are, so a render with nothing new starts no child.
+    charts = draw_charts(docs, {CHART: (chart_data(models, tasks), lambda: latency_svg(models, tasks)),
+                                 QUALITY_CHART: (chart_data(models, tasks, checks=True),
+                                                 lambda: checks_svg(models, tasks))})
     record = encode(results_file(report, redact).to_json())
     history_path = docs / history_mod.FILENAME
     # Everything the pages are made of is in the record, the benchmark file, the history, the site sources and
@@ -101,13 +108,8 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
                           banner)
     state_file = Path(getattr(cache, "directory", docs)) / RENDER_STATE
     if unchanged(state_file, docs, inputs):
+        charts()  # reaps a child, if one was started
         return []
-    models, tasks = views(report, redact)
-    # Charts whose data changed are drawn in a child process while the pages are made (matplotlib's import
-    # and drawing are the largest part of a first render, and the machine has a second core).
-    charts = draw_charts(docs, {CHART: (chart_data(models, tasks), lambda: latency_svg(models, tasks)),
-                                 QUALITY_CHART: (chart_data(models, tasks, checks=True),
-                                                 lambda: checks_svg(models, tasks))})
     env = environment(source / "templates")
     common = {"bench": bench, "models": models, "tasks": tasks, "banner": banner, "summary": SUMMARY,
               "run_date": run_date(report.generated_at),
