@@ -113,3 +113,15 @@ def test_a_template_error_names_the_page(isolated, capsys):
     assert bench_cli("render", "--config", str(bench)) == 1
     err = capsys.readouterr().err
     assert "Error: cannot render tasks/a.md: site_src/templates/task.md.j2" in err and "Traceback" not in err
+
+
+def test_failures_that_repeat_with_one_reason_are_told_once_then_counted(server, isolated, capsys):
+    local = server.models["gemma3:4b"]
+    local.fault, local.fault_status, local.fault_body = "status", 500, '{"error":"boom"}'
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, extra={"defaults": {"retries": 0}})
+    assert bench_cli("run", "--config", str(bench)) == 0
+    err = capsys.readouterr().err
+    local_lines = [line for line in err.splitlines() if "local" in line]
+    assert len(local_lines) == 2, err
+    assert local_lines[0].startswith("failed task-") and local_lines[0].endswith(f"HTTP 500 from {server.url}: boom")
+    assert local_lines[1] == "note local: 3 more cell(s) failed the same way"
