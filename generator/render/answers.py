@@ -185,5 +185,5 @@ def answers_block(task) -> Markdown:
                     f'{checked}><label class="bench-tab-label" for="tab-{task_id}-{i}">{_e(c.model.label)}</label>')
         columns.append(_column(task_id, i, c))
     body = "\n".join(columns)
-    return Markdown(f'<div class="bench-answers" style="--bench-models: {len(task.cells)}">\n{"".join(tabs)}\n'
+    return Markdown(f'<div class="bench-answers">\n{"".join(tabs)}\n'
                     f'<div class="bench-columns">\n{body}\n</div>\n</div>')
