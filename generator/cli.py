@@ -62,7 +62,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import history
-    from .evaluate import run_judge
+    from .judge import run_judge
     from .records import utc_now
     from .report import gather
     from .run import run
@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.update(bar, description="judging pairs")
             judged = run_judge(bench, store, portable)
             if judged:
-                progress.console.print(f"judge: {judged} pair(s) judged", markup=False)
+                progress.console.print(f"judge: {judged} call(s) made", markup=False)
     if summary.called:
         err.print("checking the new answers...", markup=False)
         report = gather(bench, store, portable)  # runs the checks now, so render finds them cached
