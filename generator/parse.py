@@ -102,7 +102,8 @@ def _parse(raw: str) -> ParsedAnswer:
             code_lines.update(range(start, end))
             fenced = token.type == "fence"
             tag = _tag(token.info) if fenced else ""
-            blocks.append(CodeBlock(language=classify(tag, token.content), tag=tag, code=token.content,
+            code = token.content if not token.content or token.content.endswith("\n") else token.content + "\n"
+            blocks.append(CodeBlock(language=classify(tag, code), tag=tag, code=code,
                                     line=start + 1, fenced=fenced))
         elif token.type == "heading_open" and token.map:
             heading_lines.update(range(*token.map))

@@ -97,7 +97,8 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     body = [text for _, text in sorted(nodes.values(), key=lambda item: item[0])]
     future = [n for n in imports if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
     rest = [n for n in imports if n not in future]
-    code = "\n".join([*(ast.unparse(n) for n in [*future, *rest]), "", *(f"\n{text}\n" for text in body)]) + "\n"
+    code = "\n".join(ast.unparse(n) for n in [*future, *rest]) + "".join(f"\n\n\n{text}" for text in body)
+    code = code.lstrip("\n") + "\n"
     quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
     note = f"program built from {used} python block(s)"
     if skipped:
