@@ -33,7 +33,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark LLMs declared in benchmark.yaml.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _common(sub.add_parser("validate", help="check benchmark.yaml and list every problem"))
+    _common(sub.add_parser("validate", help="check benchmark.yaml (and compile its test code); list every problem"))
+    p = sub.add_parser("check", help="run a task's checks on an answer file, before paying for model calls")
+    _common(p)
+    p.add_argument("task", metavar="TASK", help="task id in benchmark.yaml")
+    p.add_argument("answer", metavar="ANSWER.md", help="a file holding an answer as a model would write it")
     p = sub.add_parser("run", help="call models for the cells the cache lacks")
     _common(p)
     p.add_argument("--refresh", action="store_true", help="call selected cells even when cached")
@@ -57,6 +61,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     bench = config.load(args.config)
     checks = sum(len(t.checks) for t in bench.tasks)
     out.print(f"{args.config}: ok ({len(bench.models)} models, {len(bench.tasks)} tasks, {checks} checks)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .checks import run_checks
+    from .decide import CHECK_STRENGTH
+
+    bench = config.load(args.config)
+    ids = [t.id for t in bench.tasks]
+    if args.task not in ids:
+        err.print(f"Error: no task {args.task!r} in {args.config}; tasks: {', '.join(ids)}", markup=False)
+        return 2
+    try:
+        text = Path(args.answer).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        err.print(f"Error: cannot read {args.answer}: {e.strerror or e}", markup=False)
+        return 2
+    results = run_checks(bench.task(args.task), text)
+    for r in results:
+        flags = ", ".join(x for x in ("critical" if r.critical else "", CHECK_STRENGTH[config.strength(r.type)]) if x)
+        out.print(f"{r.status.upper():<5} {r.name} ({flags}): {r.detail}", markup=False)
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
+    out.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} not run or not scored", markup=False)
     return 0
 
 
@@ -152,7 +181,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"schema": cmd_schema, "validate": cmd_validate, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
+COMMANDS = {"schema": cmd_schema, "validate": cmd_validate, "check": cmd_check, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
 
 
 def _sigterm(signum, frame) -> None:

@@ -136,6 +136,15 @@ class PythonCheck(CheckBase):
     function: str | None = Field(None, description="The function the answer must define: the entry point of the program.")
     timeout_s: float = Field(20, gt=0, le=600, description="Wall-clock limit for the whole test file.")
 
+    @field_validator("code", "setup")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compile(v, "<check>", "exec")
+        except SyntaxError as e:
+            raise ValueError(f"Python that does not compile: {e.msg} (line {e.lineno} of the code)") from None
+        return v
+
 
 class ContainsCheck(CheckBase):
     """Text that must (contains) or must not (not_contains) appear; weak, lexical evidence."""

@@ -25,6 +25,7 @@ from .judge import judge_key
 from .records import CellResult, CheckResult, JudgeResult, Verdict
 
 CLEAR_MARGIN = 0.5
+CHECK_STRENGTH = {"tests": "executed test", "rubric": "model-graded", "static": "static, weak evidence"}
 _EPSILON = 1e-9
 
 

@@ -67,11 +67,7 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
             if committed is not None:
                 objective = [r for r, c in zip(committed, task.checks) if not isinstance(c, RubricCheck)]
             elif evidence.run_checks:
-                from .checks import run_check  # the sandbox is only loaded when code must run
-                from .parse import parse_answer
-
-                parsed, prompt = parse_answer(cell.answer.text), parse_answer(task.prompt)
-                objective = [run_check(c, parsed, prompt) for c in task.checks if not isinstance(c, RubricCheck)]
+                objective = objective_checks(task, cell.answer.text)
             else:
                 objective = []
             if objective:
@@ -87,6 +83,15 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
     if review is not None and review.output_sha256 != sha:
         review = review.model_copy(update={"stale": True})
     return cell.model_copy(update={"checks": results, "review": review})
+
+
+def objective_checks(task: TaskSpec, answer_text: str) -> list[CheckResult]:
+    """The results of the task's checks but its rubrics (which the judge grades), as the check cache holds them."""
+    from .checks import run_check  # the sandbox is only loaded when code must run
+    from .parse import parse_answer
+
+    parsed, prompt = parse_answer(answer_text), parse_answer(task.prompt)
+    return [run_check(c, parsed, prompt) for c in task.checks if not isinstance(c, RubricCheck)]
 
 
 def _rubric(task: TaskSpec, check: RubricCheck, cell: CellResult, evidence: Evidence,
