@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +48,7 @@ from .records import CheckResult
 DETAIL_CHARS = 500
 QUOTE_CHARS = 80
 SHELL_TIMEOUT_S = 10
+SCENARIO_WORKERS = 3
 _REGEX_FLAGS = {"IGNORECASE": (re.IGNORECASE, "i"), "MULTILINE": (re.MULTILINE, "m"), "DOTALL": (re.DOTALL, "s")}
 _NEGATION = re.compile(r"\b(no|not|never|without|neither|nor|none|lacks?|cannot|instead of|rather than|"
                        r"isn't|aren't|doesn't|don't|didn't|wasn't|won't|has no|there is no)\b|n't\b", re.IGNORECASE)
@@ -346,11 +348,10 @@ def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
     if script is None:
         return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer", 0.0)
     runner = _cron_runner(answer, name)
-    failures: list[str] = []
-    for scenario in check.scenarios:
-        why = _scenario(check, scenario, script, runner)
-        if why:
-            failures.append(f"{scenario.name}: {why}")
+    # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
+    with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
+        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner), check.scenarios))
+    failures = [f"{scenario.name}: {why}" for scenario, why in zip(check.scenarios, whys) if why]
     passed = len(check.scenarios) - len(failures)
     detail = f"{passed} of {len(check.scenarios)} scenarios pass"
     if failures:

@@ -63,16 +63,13 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
         if committed is not None and len(committed) != len(task.checks):
             committed = None
         objective = evidence.cache.checks(key)
-        if objective is None:
-            if committed is not None:
-                objective = [r for r, c in zip(committed, task.checks) if not isinstance(c, RubricCheck)]
-            elif evidence.run_checks:
-                objective = objective_checks(task, cell.answer.text)
-            else:
-                objective = []
-            if objective:
+        if objective is None and committed is not None:
+            objective = [r for r, c in zip(committed, task.checks) if not isinstance(c, RubricCheck)]
+        elif objective is None and evidence.run_checks:
+            objective = objective_checks(task, cell.answer.text)
+            if all(r.scored for r in objective):  # a check that could not run (no sandbox here) is tried again
                 evidence.cache.put_checks(key, objective)
-        if objective or committed is not None:
+        if objective is not None:
             graded = iter(objective)
             for i, check in enumerate(task.checks):
                 if isinstance(check, RubricCheck):

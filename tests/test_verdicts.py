@@ -289,3 +289,50 @@ def test_review_file_ties_a_review_to_the_answer_hash(server, isolated):
     with pytest.raises(Exception) as caught:
         _judged(isolated, server)
     assert "reviews.yaml" in str(caught.value) and "score" in str(caught.value)
+
+
+# -- rubric graded by the judge model -----------------------------------------------------------------------
+
+
+def _rubric_judge(prompt: str) -> str:
+    if "=== Answer ===" in prompt:  # rubric grading: YES when the graded answer asserts the claim
+        graded = prompt.split("=== Answer ===")[1].split("=== End of answer ===")[0]
+        return "1: YES\n2: NO" if "X is Y" in graded else "1: NO\n2: YES"
+    if "=== Answer A ===" in prompt:
+        return "Both fine.\nVERDICT: TIE"
+    return "X is Y, and nothing else."
+
+
+def test_a_rubric_is_graded_by_the_judge_cached_and_flagged_as_self_preference(server, isolated):
+    server.models["gemma3:27b"].answer = _rubric_judge
+    server.models["gemma3:4b"].answer = "X has Z."
+    tasks = [{"id": "t", "title": "T", "prompt": "Describe X.", "reference": "X is Y; X has no Z.",
+              "checks": [{"type": "rubric", "name": "claims", "must": ["X is Y."], "must_not": ["X has Z."]}]}]
+    path = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks,
+                       extra={"judge": {"model": "big-brain"}})
+    assert bench_cli("run", "--config", str(path)) == 0
+    task = _judged(isolated, server)
+    assert task.cell("local").checks[0].detail == (
+        "0 of 2 claims right (graded by big-brain); does not say: X is Y.; asserts: X has Z.")
+    assert task.cell("big-brain").checks[0].status == "pass"
+    verdict = task.verdict
+    assert (verdict.winner, verdict.evidence, verdict.objectively_clear, verdict.self_preference) == (
+        "big-brain", "rubric", False, True)
+    assert verdict.reason.endswith("(the judge is also a contestant: self-preference possible).")
+    calls = len(server.generations("gemma3:27b"))
+    assert calls == 1 + 2 + 2  # its answer, two rubric gradings, the pairwise judge in both orders
+    bench_cli("run", "--config", str(path))
+    assert len(server.generations("gemma3:27b")) == calls  # all cached
+
+
+def test_without_a_judge_a_rubric_is_not_scored_and_never_decides(server, isolated):
+    server.models["gemma3:27b"].answer = "X is Y."
+    server.models["gemma3:4b"].answer = "X has Z."
+    tasks = [{"id": "t", "title": "T", "prompt": "Describe X.",
+              "checks": [{"type": "rubric", "must": ["X is Y."]}]}]
+    path = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    assert bench_cli("run", "--config", str(path)) == 0
+    task = _judged(isolated, server)
+    result = task.cell("local").checks[0]
+    assert (result.status, result.detail) == ("error", "not scored: no judge model (set `judge:` in benchmark.yaml)")
+    assert task.verdict.winner == "tie" and task.cell("local").score is None
