@@ -12,6 +12,7 @@ Languages: the first word of a fence's info string, lower-cased and mapped throu
 python3 → python; sh, bash, zsh, shell, console → shell; cron → crontab). An untagged block (or a
 ``text``/``plaintext`` one) is classified by content: a crontab line → crontab; a shell #! or shell syntax →
 shell; code that parses as Python and is more than a bare word or expression → python; otherwise "".
+An answer with no code block at all that parses as Python as a whole is one python block (code, unfenced).
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def _parse(raw: str) -> ParsedAnswer:
             heading_lines.update(range(*token.map))
         elif token.type == "inline":
             inline += [child.content for child in token.children or [] if child.type == "code_inline"]
+    if not blocks and text.strip() and is_python(text):
+        # An answer that is nothing but code, unfenced (small models do this): one untagged python block.
+        blocks.append(CodeBlock(language="python", tag="", code=text.strip("\n") + "\n", line=1, fenced=False))
+        code_lines.update(range(len(lines)))
     prose_lines = [line for i, line in enumerate(lines) if i not in code_lines]
     counted = [line for i, line in enumerate(lines) if i not in code_lines and i not in heading_lines]
     words = sum(1 for line in counted for token in line.split() if any(c.isalnum() for c in token))
