@@ -319,9 +319,11 @@ def _tool(command: list[str], cwd: str, env: dict[str, str]) -> subprocess.Compl
 
 
 SCRIPT = "script.sh"
-# Runs the script N times, one after another or started 0.3 s apart, and keeps each run's exit status.
+# Installs the script where the prompt puts it (when that directory is writable), then runs it N times, one
+# after another or started 0.3 s apart, and keeps each run's exit status.
 DRIVER = """n=$1
 concurrent=$2
+INSTALL
 pids=""
 for i in $(seq 1 "$n"); do
     if [ "$concurrent" = 1 ]; then
@@ -347,7 +349,9 @@ def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
     script = shell_script(answer, name)
     if script is None:
         return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer", 0.0)
-    runner = _cron_runner(answer, name)
+    target = check.script_path if check.script_path and any(
+        check.script_path.startswith(d.rstrip("/") + "/") for d in check.writable_dirs) else f"./{SCRIPT}"
+    runner = _cron_runner(answer, name, target)
     # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
     with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
         whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner), check.scenarios))
@@ -359,27 +363,31 @@ def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
     return Outcome(not failures, detail, passed / len(check.scenarios))
 
 
-def _cron_runner(answer: ParsedAnswer, name: str | None) -> str:
-    """How the script is started: as the answer's crontab line does when it wraps it in flock, else bash."""
+def _cron_runner(answer: ParsedAnswer, name: str | None, target: str) -> str:
+    """How the script is started: as the answer's crontab line does when it wraps it in flock, else bash.
+
+    The script is installed at ``target`` (the prompt's path when writable), so `$0`, `pgrep -f burndown.sh`
+    and a crontab line naming the path all see what they would in production.
+    """
     if name:
         for line in crontab_lines(answer):
             words = line.command.split()
             if words and words[0].rsplit("/", 1)[-1] == "flock" and any(w.endswith(name) for w in words):
                 words = [w for w in words if not re.match(r"^\d?>>?|^2>&1$", w)]
                 cut = next(i for i, w in enumerate(words) if w.endswith(name))
-                return " ".join([*words[:cut], "bash", f"./{SCRIPT}"])
-    return f"bash ./{SCRIPT}"
+                return " ".join([*words[:cut], "bash", target])
+    return f"bash {target}"
 
 
 def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str) -> str | None:
     """Why the scenario fails, or None when it passes."""
+    target = runner.split()[-1]
+    install = "" if target == f"./{SCRIPT}" else \
+        f'mkdir -p "$(dirname {target})" && cp ./{SCRIPT} {target} && chmod +x {target} || exit 97'
     files = {SCRIPT: script, **{f"bin/{name}": text for name, text in check.stubs.items()},
-             "driver.sh": DRIVER.replace("bash ./script.sh", runner)}
-    multi = scenario.runs > 1 or scenario.concurrent
-    if multi:
-        argv = ["bash", "driver.sh", str(scenario.runs), "1" if scenario.concurrent else "0"]
-    else:
-        argv = ["bash", "-c", runner]
+             "driver.sh": DRIVER.replace("INSTALL", install).replace("bash ./script.sh", runner)}
+    # Always through the driver: no process's command line but the script's own names the script.
+    argv = ["bash", "driver.sh", str(scenario.runs), "1" if scenario.concurrent else "0"]
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
     before = datetime.now(timezone.utc)
     run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs),
@@ -389,19 +397,16 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str) -
         return f"timed out after {check.timeout_s:g} s"
     if run.error and run.exit_code is None:
         raise _CouldNotRun(run.error)
-    if multi:
-        codes = []
-        for i in range(1, scenario.runs + 1):
-            raw = run.files.get(f".bench-exit-{i}", "").strip()
-            codes.append(int(raw) if raw.lstrip("-").isdigit() else None)
-    else:
-        codes = [run.exit_code]
+    codes = []
+    for i in range(1, scenario.runs + 1):
+        raw = run.files.get(f".bench-exit-{i}", "").strip()
+        codes.append(int(raw) if raw.lstrip("-").isdigit() else None)
     expect = scenario.expect
     checked = codes[:1] if scenario.concurrent else codes
     for i, code in enumerate(checked, start=1):
         run_name = f"run {i} " if len(checked) > 1 else ""
         if expect.exit == "zero" and code != 0:
-            return f"{run_name}exit status {code}, expected 0{_last_words(run, i if multi else None)}"
+            return f"{run_name}exit status {code}, expected 0{_last_words(run, i)}"
         if expect.exit == "nonzero" and code == 0:
             return f"{run_name}exit status 0, expected non-zero"
     calls = [line.split() for line in run.files.get("calls.log", "").splitlines()]
@@ -437,8 +442,8 @@ def _utc_time_in(line: str, before: datetime, after: datetime) -> bool:
     return False
 
 
-def _last_words(run, index: int | None) -> str:
-    text = run.files.get(f".bench-out-{index}", "") if index else (run.stderr or run.stdout)
+def _last_words(run, index: int) -> str:
+    text = run.files.get(f".bench-out-{index}", "")
     last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     return f' ("{_quote(last)}")' if last else ""
 
