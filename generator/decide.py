@@ -127,16 +127,6 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
                    reason=_sentence(notes, ""), judge=judged)
 
 
-def describe_checks(cell: CellResult) -> str:
-    """'local: 5 of 8 checks pass; python tests (critical) failed: 2 of 6 tests pass' (for a cell alone)."""
-    scored = [c for c in cell.checks if c.scored]
-    text = f"{cell.model_id}: {sum(c.passed for c in scored)} of {len(scored)} checks pass"
-    failed = sorted((c for c in scored if not c.passed), key=lambda c: (not c.critical, -c.weight))
-    if failed:
-        text += f"; {failed[0].name}{' (critical)' if failed[0].critical else ''} failed: {failed[0].detail}"
-    return text
-
-
 # --------------------------------------------------------------------------------------------- helpers
 
 

@@ -34,6 +34,7 @@ ALIASES = {
 UNTAGGED = {"", "text", "txt", "plaintext", "plain", "none", "code"}
 _THINK_TAG = re.compile(r"^\s*<(think|thinking|reasoning)>(.*?)(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
 _THINKING_CLI = re.compile(r"^\s*Thinking\.\.\.\n(.*?)(?:\n\.\.\.done thinking\.|\Z)", re.DOTALL)
+_MARKER = re.compile(r"^\s*(>\s*)*((\d{1,3}[.)]|[-*+])\s+)?")
 _SHEBANG = re.compile(r"^#!\s*\S*/(env\s+)?(ba|z|k|da)?sh\b")
 _CRON_LINE = re.compile(r"^\s*(@(reboot|yearly|annually|monthly|weekly|daily|hourly)|([0-9*/,\-A-Za-z?]+\s+){4}[0-9*/,\-A-Za-z?]+)\s+\S")
 _SHELL_HINTS = re.compile(
@@ -116,6 +117,8 @@ def _parse(raw: str) -> ParsedAnswer:
         code_lines.update(range(len(lines)))
     prose_lines = [line for i, line in enumerate(lines) if i not in code_lines]
     counted = [line for i, line in enumerate(lines) if i not in code_lines and i not in heading_lines]
+    # List markers ("1.", "-") and quote marks are layout, not words.
+    counted = [_MARKER.sub("", line) for line in counted]
     words = sum(1 for line in counted for token in line.split() if any(c.isalnum() for c in token))
     return ParsedAnswer(text=text, thinking=thinking, prose="\n".join(prose_lines), prose_words=words,
                         blocks=tuple(blocks), inline_code=tuple(inline))
@@ -137,7 +140,7 @@ def split_thinking(text: str) -> tuple[str, str]:
 
 def _tag(info: str) -> str:
     word = info.strip().lstrip("{.").split(maxsplit=1)
-    return re.split(r"[}{,;]", word[0])[0].lower() if word else ""
+    return re.split(r"[}{,;:]", word[0])[0].lower() if word else ""
 
 
 def classify(tag: str, code: str) -> str:
