@@ -404,3 +404,57 @@ def test_the_tasks_are_the_four_of_the_benchmark():
     for raw in TASKS:
         task = TaskSpec.model_validate(raw)
         assert "PLACEHOLDER" not in task.prompt and task.reference and task.checks
+
+
+# ---------------------------------------------------------------------------------------- the CLI
+
+
+def test_bench_check_prints_each_result(isolated, capsys):
+    from conftest import bench_cli
+
+    (isolated / "benchmark.yaml").write_text(textwrap.dedent("""
+        title: T
+        models: [{id: a, model: m}]
+        tasks:
+          - id: t
+            title: T
+            prompt: Write add(a, b).
+            checks:
+              - {type: python, critical: true, code: "import answer\\ndef test_add():\\n    assert answer.add(1, 2) == 3\\n"}
+              - {type: contains, value: docstring, in: prose}
+              - {type: rubric, must: [says hello]}
+    """))
+    (isolated / "answer.md").write_text("Here:\n\n```py\ndef add(a, b):\n    return a + b\n```\n")
+    assert bench_cli("check", "t", "answer.md") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "PASS  python tests (critical, executed test): 1 of 1 tests pass",
+        'FAIL  contains "docstring" in prose (static, weak evidence): "docstring" not found in prose',
+        "ERROR rubric (model-graded): not scored: a rubric is graded by the judge model (set `judge:` and run "
+        "'bench run')",
+        "1 passed, 1 failed, 1 not run or not scored",
+    ]
+    assert bench_cli("check", "nope", "answer.md") == 2
+    assert capsys.readouterr().err.strip() == "Error: no task 'nope' in benchmark.yaml; tasks: t"
+
+
+def test_validate_reports_test_code_that_does_not_compile(isolated, capsys):
+    from conftest import bench_cli
+
+    (isolated / "benchmark.yaml").write_text(textwrap.dedent("""
+        title: T
+        models: [{id: a, model: m}]
+        tasks:
+          - id: t
+            title: T
+            prompt: p
+            checks:
+              - type: python
+                code: |
+                  import answer
+
+                  def test_x(:
+                      pass
+    """))
+    assert bench_cli("validate") == 2
+    assert "tasks[0].checks[0].code (line 10): Python that does not compile: invalid syntax (line 3 of the code)" \
+        in capsys.readouterr().err
