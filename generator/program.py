@@ -5,7 +5,9 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
 1. Every python block that parses contributes (a block that does not parse, e.g. one cut off mid-way or
    holding ``>>>`` sessions, is skipped whole).
 2. From each block its top-level imports (``from __future__`` first, each distinct import once) and its
-   top-level definitions: functions, classes, and assignments to names. Everything else at top level
+   top-level definitions: functions, classes, and assignments to names. With an entry point, an import is
+   kept only when a kept definition uses a name it binds (annotations and string annotations count), so
+   a usage example importing flask or pytest cannot break the program. Everything else at top level
    (calls, prints, ``if __name__ == "__main__":``, loops) is an example, not the solution, and is dropped.
 3. A definition whose syntax tree (docstrings removed) equals a definition of the same name in the
    prompt's own code blocks is the prompt quoted back, not the answer's code.
@@ -97,6 +99,9 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     body = [text for _, text in sorted(nodes.values(), key=lambda item: item[0])]
     future = [n for n in imports if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
     rest = [n for n in imports if n not in future]
+    if entry and entry in chosen:
+        used = {name for n in keep for name in _referenced(chosen[n].node)}
+        rest = [n for n in rest if _binds_used_name(n, used)]
     code = "\n".join(ast.unparse(n) for n in [*future, *rest]) + "".join(f"\n\n\n{text}" for text in body)
     code = code.lstrip("\n") + "\n"
     quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
@@ -154,6 +159,25 @@ def _prompt_definitions(prompt: ParsedAnswer | None) -> dict[str, str]:
             for name in _defined_names(node):
                 found[name] = _normalised(node)
     return found
+
+
+def _referenced(node: ast.stmt) -> set[str]:
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    for n in ast.walk(node):  # string annotations ("typing.Any") name modules too
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 200:
+            names.update(re.findall(r"[A-Za-z_]\w*", n.value))
+    return names
+
+
+def _binds_used_name(node: ast.stmt, used: set[str]) -> bool:
+    """An import is kept when a kept definition uses a name it binds (or when it is a star import)."""
+    for alias in node.names:
+        if alias.name == "*":
+            return True
+        bound = alias.asname or (alias.name.split(".")[0] if isinstance(node, ast.Import) else alias.name)
+        if bound in used:
+            return True
+    return False
 
 
 def _reachable(chosen: dict[str, _Definition], entry: str) -> set[str]:

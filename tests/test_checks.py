@@ -458,3 +458,11 @@ def test_validate_reports_test_code_that_does_not_compile(isolated, capsys):
     assert bench_cli("validate") == 2
     assert "tasks[0].checks[0].code (line 10): Python that does not compile: invalid syntax (line 3 of the code)" \
         in capsys.readouterr().err
+
+
+def test_program_keeps_only_the_imports_its_definitions_use():
+    answer = (fenced("python", "import hmac\nimport typing\n\ndef verify(a: 'typing.Any', b):\n    return hmac.compare_digest(a, b)")
+              + "Wire it into Flask:\n" + fenced("python", "from flask import Flask, request\nimport pytest\n\napp = Flask(__name__)\n\n"
+                                                  "@app.post('/hook')\ndef hook():\n    return verify(request.data, 'x')"))
+    code = program(answer, "verify")
+    assert code.startswith("import hmac\nimport typing\n") and "flask" not in code and "pytest" not in code
