@@ -201,19 +201,23 @@ _ONE_OFF = re.compile(r"^\s*(\$\s+)?(sudo\s+)?(chmod|chown|crontab|mkdir|touch|i
 
 
 def shell_script(answer: ParsedAnswer, name_hint: str | None = None) -> str | None:
-    """The answer's shell script, or None when it has none."""
+    """The answer's shell script, or None when it has none.
+
+    A here-document that writes the script (``cat > /opt/fleet/burndown.sh <<'EOF'``) is the script; otherwise
+    the largest shell block that is more than one-off commands and crontab lines.
+    """
+    written: list[str] = []
     candidates: list[str] = []
     for block in answer.blocks:
         if block.language not in ("shell", ""):
             continue
         for target, _, _, body in _HEREDOC.findall(block.code):
-            if name_hint is None or target.endswith(name_hint) or len(body.splitlines()) > 5:
-                candidates.append(body + "\n")
+            if (name_hint and target.strip("'\"").endswith(name_hint)) or len(body.splitlines()) > 5:
+                written.append(body + "\n")
         if block.language == "shell" and not _only_one_offs(block.code):
             candidates.append(block.code)
-    if not candidates:
-        return None
-    return max(candidates, key=lambda code: len(code.strip()))
+    pool = written or candidates
+    return max(pool, key=lambda code: len(code.strip())) if pool else None
 
 
 def _only_one_offs(code: str) -> bool:

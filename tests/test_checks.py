@@ -466,3 +466,19 @@ def test_program_keeps_only_the_imports_its_definitions_use():
                                                   "@app.post('/hook')\ndef hook():\n    return verify(request.data, 'x')"))
     code = program(answer, "verify")
     assert code.startswith("import hmac\nimport typing\n") and "flask" not in code and "pytest" not in code
+
+
+def test_shell_script_from_a_here_document_or_the_largest_real_block():
+    from generator.program import shell_script
+
+    installer = fenced("bash", """
+        mkdir -p /opt/fleet
+        cat > /opt/fleet/burndown.sh <<'EOF'
+        #!/bin/bash
+        podctl list --idle-minutes 30
+        EOF
+        chmod +x /opt/fleet/burndown.sh
+    """)
+    assert shell_script(parse_answer(installer), "burndown.sh") == "#!/bin/bash\npodctl list --idle-minutes 30\n"
+    blocks = fenced("bash", "chmod +x /opt/fleet/burndown.sh\ncrontab -e") + fenced("sh", "set -eu\nfor i in 1 2; do echo $i; done")
+    assert shell_script(parse_answer(blocks)) == "set -eu\nfor i in 1 2; do echo $i; done\n"
