@@ -68,7 +68,7 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
     # 1. executed tests
     tests = _levels(contenders, "tests")
     if tests:
-        top, why, clear = _separate(contenders, tests, name, "executed tests")
+        top, why, clear = _separate(contenders, tests, name, "executed tests", "executed")
         if top is not None:
             return Verdict(**base, winner=top.model_id, decided_by="checks", evidence="tests",
                            objectively_clear=clear, reason=_sentence([], why), judge=judged)
@@ -89,7 +89,7 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
     # 3. rubric graded by the judge model
     rubric = _levels(contenders, "rubric")
     if rubric:
-        top, why, _ = _separate(contenders, rubric, name, "the rubric (model-graded)")
+        top, why, _ = _separate(contenders, rubric, name, "the rubric (model-graded)", "rubric")
         if top is not None:
             return Verdict(**base, winner=top.model_id, decided_by="judge", evidence="rubric",
                            objectively_clear=False, reason=_sentence(notes, why + _self(self_preference)),
@@ -113,7 +113,7 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
     # 5. static and lexical checks: weak evidence
     static = _levels(contenders, "static")
     if static:
-        top, why, _ = _separate(contenders, static, name, "static and lexical checks")
+        top, why, _ = _separate(contenders, static, name, "static and lexical checks", "static")
         if top is not None:
             return Verdict(**base, winner=top.model_id, decided_by="checks", evidence="static", weak=True,
                            objectively_clear=False, reason=_sentence(notes, "weak evidence only: " + why), judge=judged)
@@ -157,7 +157,7 @@ def _is_top(cell: CellResult, cells: list[CellResult], levels: dict[str, _Level]
     return _rank(levels[cell.model_id]) == best
 
 
-def _separate(cells, levels, name, what) -> tuple[CellResult | None, str, bool]:
+def _separate(cells, levels, name, what, kind) -> tuple[CellResult | None, str, bool]:
     """(the single top cell or None, one sentence why, objectively clear) on one evidence level."""
     ranked = sorted(cells, key=lambda c: _rank(levels[c.model_id]), reverse=True)
     top = [c for c in ranked if _rank(levels[c.model_id]) == _rank(levels[ranked[0].model_id])]
@@ -174,7 +174,7 @@ def _separate(cells, levels, name, what) -> tuple[CellResult | None, str, bool]:
         critical = [c for c in level.failed if c.critical]
         if critical and w.critical_ok:
             names = ", ".join(f"{c.name} ({c.detail})" for c in critical)
-            count = "a critical check" if len(critical) == 1 else f"{len(critical)} critical checks"
+            count = f"a critical {kind} check" if len(critical) == 1 else f"{len(critical)} critical {kind} checks"
             parts.append(f"{name(cell)} fails {count}: {names}")
         else:
             failed = ", ".join(f"{c.name} ({c.detail})" for c in level.failed[:2]) or "none"

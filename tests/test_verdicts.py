@@ -54,7 +54,7 @@ def test_good_answers_win_every_task_and_swapping_swaps_the_winners(isolated):
     assert (evennia.verdict.evidence, evennia.verdict.weak) == ("static", True)
     webhook = next(t for t in report.tasks if t.spec.id == "gitea-webhook")
     assert webhook.verdict.reason.startswith("On executed tests, Big Brain passes every one; Local fails a critical "
-                                             "check: webhook tests (7 of 10 tests pass; ")
+                                             "executed check: webhook tests (7 of 10 tests pass; ")
 
     for path in (isolated / "cache").iterdir():  # a fresh cache, the same server answers swapped
         path.unlink() if path.is_file() else None
@@ -114,7 +114,7 @@ def test_a_critical_executed_test_split_is_objectively_clear():
     assert (verdict.winner, verdict.decided_by, verdict.evidence, verdict.objectively_clear) == (
         "b", "checks", "tests", True)
     assert verdict.reason == ("On executed tests, b passes every critical one and scores 50%; "
-                              "a fails a critical check: check 0 (detail 0).")
+                              "a fails a critical executed check: check 0 (detail 0).")
 
 
 def test_the_reason_counts_every_critical_failure():
@@ -122,7 +122,7 @@ def test_the_reason_counts_every_critical_failure():
     a = _cell("a", "x", [(False, True, "python"), (False, True, "shell")])
     b = _cell("b", "y", [(True, True, "python"), (True, True, "shell")])
     verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
-    assert verdict.reason == ("On executed tests, b passes every one; a fails 2 critical checks: "
+    assert verdict.reason == ("On executed tests, b passes every one; a fails 2 critical executed checks: "
                               "check 0 (detail 0), check 1 (detail 1).")
 
 
