@@ -2,8 +2,9 @@
 
 Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
 
-1. Every python block that parses contributes (a block that does not parse, e.g. one cut off mid-way or
-   holding ``>>>`` sessions, is skipped whole).
+1. Every python block that parses contributes, after taking out shell lines (``%pip install``, ``$ ...``)
+   and REPL prompts (``>>>``) when only that makes it parse; a block that still does not parse (e.g. one
+   cut off mid-way) is skipped whole.
 2. From each block its top-level imports (``from __future__`` first, each distinct import once) and its
    top-level definitions: functions, classes, and assignments to names. With an entry point, an import is
    kept only when a kept definition uses a name it binds (annotations and string annotations count), so
@@ -68,12 +69,13 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     for index, block in enumerate(answer.blocks):
         if block.language != "python":
             continue
-        tree = _parse(block.code)
+        code = _salvaged(block.code)
+        tree = _parse(code) if code is not None else None
         if tree is None:
             skipped += 1
             continue
         used += 1
-        code_lines = block.code.splitlines()
+        code_lines = code.splitlines()
         for position, node in enumerate(tree.body):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 dump = ast.dump(node)
@@ -122,6 +124,26 @@ def defines(answer: ParsedAnswer, name: str) -> bool:
         if tree and any(name in _defined_names(node) for node in tree.body):
             return True
     return False
+
+
+_NOT_PYTHON = re.compile(r"^\s*([%!]|\$ |pip3? install |python3? -m )")
+
+
+def _salvaged(code: str) -> str | None:
+    """The block's code, or the code left once shell lines (``%pip``, ``!pip``, ``$ ...``) and REPL prompts
+    (``>>>``, ``...``) are taken out, when only that parses; None when neither does."""
+    if _parse(code) is not None:
+        return code
+    lines = []
+    for line in code.splitlines():
+        if _NOT_PYTHON.match(line):
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith((">>> ", "... ")) or stripped in (">>>", "..."):
+            line = stripped[4:]
+        lines.append(line)
+    salvaged = "\n".join(lines) + "\n"
+    return salvaged if _parse(salvaged) is not None else None
 
 
 def _parse(code: str) -> ast.Module | None:

@@ -482,3 +482,10 @@ def test_shell_script_from_a_here_document_or_the_largest_real_block():
     assert shell_script(parse_answer(installer), "burndown.sh") == "#!/bin/bash\npodctl list --idle-minutes 30\n"
     blocks = fenced("bash", "chmod +x /opt/fleet/burndown.sh\ncrontab -e") + fenced("sh", "set -eu\nfor i in 1 2; do echo $i; done")
     assert shell_script(parse_answer(blocks)) == "set -eu\nfor i in 1 2; do echo $i; done\n"
+
+
+def test_program_salvages_blocks_with_shell_lines_or_repl_prompts():
+    code = program(fenced("python", "%pip install aiohttp\nimport json\n\ndef f(x):\n    return json.dumps(x)")
+                   + fenced("python", ">>> def g():\n...     return 1\n>>> g()\n1"), None)
+    assert code is not None and "def f" in code and "def g():\n    return 1" in code
+    assert "def f" in program(fenced("python", "$ pip install x\ndef f():\n    return 1"), "f")
