@@ -83,7 +83,10 @@ def _box_chart(ax, models: list[ModelView], latencies: dict, n_tasks: int) -> No
         values = [a.latency_ms / 1000 for _, a in latencies[m.id] if a is not None]
         data.append(values or [float("nan")])
         labels.append(f"{svg_text(m.label)}\n{len(values)} of {n_tasks} answered")
-    parts = ax.boxplot(data, vert=False, patch_artist=True, widths=0.6)
+    try:
+        parts = ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6)  # matplotlib >= 3.10
+    except TypeError:
+        parts = ax.boxplot(data, vert=False, patch_artist=True, widths=0.6)
     for i, box in enumerate(parts["boxes"]):
         box.set_facecolor(CHART_COLORS[i % len(CHART_COLORS)])
     ax.set_yticks(range(1, len(models) + 1), labels)
