@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from ..config import Benchmark
 from ..providers import redact_url
 from ..records import CellResult, ModelDetails
@@ -131,11 +133,9 @@ class CheckRow:
     @property
     def settings(self) -> str:
         """The check's other settings as YAML (pattern, value, stubs, claims...), for the collapsed block."""
-        import yaml
-
         rest = self.spec.model_dump(exclude_none=True, exclude={"code", "name", "critical", "weight", "type"})
         rest = {k: v for k, v in rest.items() if v not in ([], {}, "")}
-        return yaml.safe_dump(rest, sort_keys=False, allow_unicode=True, width=100) if rest else ""
+        return yaml.dump(rest, Dumper=_SettingsDumper, sort_keys=False, allow_unicode=True, width=100) if rest else ""
 
     @property
     def isolation(self) -> bool:
@@ -144,6 +144,14 @@ class CheckRow:
 
     def status(self, result) -> str:
         return "—" if result is None else check_status(result)
+
+
+class _SettingsDumper(yaml.SafeDumper):
+    """YAML with multi-line strings (scripts, stubs) as literal blocks, readable as they were written."""
+
+
+_SettingsDumper.add_representer(
+    str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
 def _check_rows(spec_checks: list, cells: list[CellView]) -> list[CheckRow]:
