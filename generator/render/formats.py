@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..config import strength
 from ..records import CellResult, Review
 
 
@@ -69,16 +70,13 @@ def decided_by(verdict) -> str:
 
 
 
-# Evidence strength of a check type, strongest first (DESIGN.md "Verdicts"). Types a newer checks module may
-# add fall back to the weakest kind, which is never an overclaim.
-EVIDENCE = {"python": "executed", "shell": "executed", "rubric": "model-graded"}
-EVIDENCE_TEXT = {"executed": "executed tests (strongest)", "model-graded": "model-graded rubric",
-                 "weak": "weak: static or lexical"}
+# How the pages name the kind of evidence a check gives (generator.config.strength decides the kind).
+EVIDENCE = {"tests": "executed", "rubric": "model-graded", "static": "weak"}
 
 
 def evidence_of(check_type: str) -> str:
     """'executed', 'model-graded' or 'weak' for a check type."""
-    return EVIDENCE.get(check_type, "weak")
+    return EVIDENCE[strength(check_type)]
 
 
 def check_status(result) -> str:
