@@ -13,7 +13,6 @@ from ..report import Report
 from ..results import BenchmarkEntry, CellEntry, ModelEntry, ResultsFile, TaskEntry
 from .views import Redactor
 
-
 NOT_RECORDED = "not recorded: no answer yet"
 
 
