@@ -1,39 +1,58 @@
-"""Run untrusted Python from a model's answer against trusted test code, in a separate, limited process.
+"""Run untrusted code from a model's answer under bubblewrap, and grade it in a process it cannot touch.
 
-A run: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.py`` (the check's tests) and
-``_harness.py`` (generator/_sandbox_harness.py). ``python -I -B _harness.py`` starts in it, in a new session,
-with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). Before any
-answer code runs the harness sets its limits and an audit hook; then it imports test_answer, runs each
-top-level ``test_*`` function and writes each result as a JSON line to a file descriptor the parent opened
-for it. The answer's prints go to stdout and stderr, captured apart in a file (its last line is quoted when
-the process dies early), so no print can be taken for a result. Past ``wall_s`` the whole process
-group is killed. The directory is always removed.
+Two entry points: ``run_python_tests`` (an answer's Python module against a check's trusted test_* functions)
+and ``run_program`` (a shell script with stub commands). Both run the answer's code in the same sandbox.
 
-What protects the machine (the boundaries):
-- A separate process with hard limits (RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC) and a wall-clock
-  limit: an endless loop, a 10 GB allocation or a flood of output ends as a reported error.
-- Namespaces, when ``unshare`` works here (probed once per process): own user, network, PID and mount
-  namespaces. The child has no network (only a loopback that is down), sees only its own processes, takes
-  everything it started down with it, and finds every mount read-only except its directory. Where that
-  fails, a network namespace alone; where unshare fails too, none. ``isolation().summary`` says which.
-- Run as root, the child runs as nobody when nobody can start this Python. Otherwise it keeps the parent's
-  user; in a user namespace it holds no capabilities outside it.
-- The scrubbed environment: API keys and tokens of the parent are not passed on.
+The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by hand:
+- ``--unshare-all --unshare-user``: own user, PID, network (loopback only, down), IPC, UTS and cgroup
+  namespaces; ``--disable-userns``: no further user namespace; ``--cap-drop ALL``; ``--new-session``;
+  ``--die-with-parent``; uid and gid 65534 inside. bwrap sets no_new_privs.
+- The file system is a fresh root holding only: /usr and the /bin, /lib* links (read-only), /etc/ld.so.cache,
+  the interpreter's prefix (``sys.base_prefix``, read-only; never /root, the project, the venv or the cache),
+  a new /proc and a minimal /dev. The root and /dev are remounted read-only. The only writable places are
+  size-limited tmpfs mounts: the work directory ``/work`` (cwd, HOME and TMPDIR) and, for ``run_program``,
+  each of ``writable_dirs``. Nothing written there outlives the run.
+- Mounts cannot be remounted: no capabilities, and a nested user namespace (the only way to regain them)
+  is refused.
+- Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
+  RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
+- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each). For Python answers a seccomp filter
+  refuses fork, vfork, clone without CLONE_THREAD and ptrace: the answer is one process whose threads
+  share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
+  may fork: up to ``nproc`` processes, so memory is at most ``nproc × SHELL_MEMORY_MB`` (a cgroup would
+  bound it tighter; unprivileged users have none to use).
+- RLIMIT_NPROC binds only for a user other than root (the kernel exempts uid 0). When bench itself runs as
+  root, bwrap is started as nobody, with the interpreter's prefix bound where nobody can reach it in a
+  private mount namespace (``unshare``, ``mount``, ``setpriv`` from util-linux).
 
-Only a second layer: the audit hook refuses sockets, starting processes, ctypes, writing outside the
-directory and reading other processes' /proc entries. An audit hook is NOT a security boundary (as
-human-eval and EvalPlus say of their in-process guards): code in the same interpreter can get around it.
+Where bubblewrap is missing or does not work, ``SandboxUnavailable`` is raised unless the user opted in
+(``BENCH_ALLOW_UNSANDBOXED=1`` or ``--allow-unsandboxed``): then the same harness runs in a plain child
+process with the same rlimits and no namespaces. ``isolation().summary`` says which, and every result
+carries it.
 
-What it does not protect:
-- The verdict. Answer and tests share one interpreter, so an answer written to cheat can patch the tests,
-  forge results on the report descriptor or read the expected values. The report channel only keeps
-  ordinary prints from being taken for results.
-- Files the child's user can read: read-only is not invisible. It cannot send them anywhere over the
-  network, but a message it raises is shown on the page.
-- Weaker machines: without namespaces the network, other processes and files outside the directory are
-  guarded by the audit hook alone; as root without the switch to nobody RLIMIT_NPROC does not bind, so
-  only the audit hook stops a fork bomb (memory and CPU limits still hold per process).
-- Kernel bugs.
+Results the answer cannot forge (``run_python_tests``): the answer's module, and the check's ``setup_code``
+(importable as ``fixture``), are loaded in the sandboxed process (generator/_sandbox_harness.py), which
+serves calls over a pipe. The test code runs in another process, outside the sandbox (it is trusted:
+generator/_sandbox_tests.py), where ``import answer`` and ``import fixture`` give proxies. Only plain data
+crosses: None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset, in a tagged JSON form,
+decoded into fresh builtin objects, at most MESSAGE_BYTES a message; exceptions come back as the nearest
+builtin exception type (or a local stand-in class named like the answer's) with their message. Every
+outcome is decided by the trusted process; the answer process's exit status, prints and files mean
+nothing; timing is measured on the trusted side. An ``__eq__`` that always returns True, a patched
+harness, a forged report line or a rewritten test function cannot reach the process that decides.
+
+Forgeries that remain possible, by design:
+- The answer sees every argument it is called with, so it can special-case the inputs a test uses
+  (hidden tests or randomised inputs are the remedy, not the sandbox).
+- The fixture lives beside the answer, in the same interpreter: the answer can patch it (for example the
+  counters of a fake aiohttp). Observations a fixture makes are evidence only as far as the answer left the
+  fixture alone; tests should cross-check them against what they measure themselves (timing, results).
+- Module-level values are read on access: the answer decides what they are.
+- ``run_program``: the script's exit status, output and files are produced inside its own sandbox, so the
+  script decides them; stubs that record calls share that sandbox. They are evidence of behaviour, not a
+  protected verdict.
+What the sandbox does not protect: kernel bugs; a host where unprivileged user namespaces are disabled
+(then bubblewrap fails and the user is told).
 """
 
 from __future__ import annotations
@@ -41,52 +60,47 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 import pwd
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+TESTS = Path(__file__).with_name("_sandbox_tests.py")
 MESSAGE_CHARS = 300
 OUTPUT_CHARS = 4000
 REPORT_BYTES = 1_000_000
-UNSHARE_ALL = ("--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--map-root-user")
-UNSHARE_NET = ("--net", "--map-root-user")
-# Runs as root of the new user namespace, before python: keep the sandbox directory writable and make every
-# other mount read-only, keeping each mount's other flags (locked ones cannot be dropped); then enter the
-# bind mount (the inherited cwd is the directory underneath it). printf %b undoes mountinfo's \040 escapes.
-CONFINE = r"""set -eu
-root=$1
-shift
-mount --bind "$root" "$root"
-while read -r _ _ _ _ point options _; do
-    point=$(printf '%b' "$point")
-    [ "$point" = "$root" ] && continue
-    options=$(printf '%s' "$options" | sed -e 's/^rw$/ro/' -e 's/^rw,/ro,/')
-    case $options in ro*) ;; *) options="ro,$options" ;; esac
-    mount -o "remount,bind,$options" "$point"
-done < /proc/self/mountinfo
-cd "$root"
-unset PWD OLDPWD
-exec "$@"
-"""
+FILE_CHARS = 20_000  # text kept of each file a program left behind
+PROGRAM_FILES = 200  # files kept of a program's directories
+SHELL_MEMORY_MB = 256  # address space of each process of a shell program
+NOFILE = 256
+WORKDIR = "/work"
+NOBODY = 65534
+OPT_IN_ENV = "BENCH_ALLOW_UNSANDBOXED"
+CPU_EXIT = 75  # the harness's exit status when it hits the CPU limit
 
 
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one sandbox run."""
 
-    wall_s: float = 20  # wall clock for the whole run; then the process group is killed
+    wall_s: float = 20  # wall clock for the whole run; then every process of the run is killed
     cpu_s: int = 20  # CPU seconds
     memory_mb: int = 1024  # address space
-    file_mb: int = 16  # largest file the child may write, its captured output included
+    file_mb: int = 16  # largest file the child may write, its captured output included; tmpfs = 4 × this
     nproc: int = 64  # processes and threads
+
+
+class SandboxUnavailable(Exception):
+    """Answer code cannot be run safely here and the user did not opt in to running it anyway."""
 
 
 @dataclass(frozen=True)
@@ -106,186 +120,425 @@ class SandboxReport:
 
     outcomes: tuple[TestOutcome, ...]
     error: str | None  # timeout, limit, crash or import failure, in one line; None when the run finished
+    isolation: str = ""  # Isolation.summary of the run
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """What a program did in the sandbox."""
+
+    exit_code: int | None  # None when it was killed at the wall clock or never started; -N: killed by signal N
+    stdout: str
+    stderr: str
+    files: dict[str, str] = field(default_factory=dict)  # relative (work dir) or absolute (writable_dirs) path
+    timed_out: bool = False
+    error: str | None = None
+    isolation: str = ""
 
 
 @dataclass(frozen=True)
 class Isolation:
-    """How this machine lets the sandbox isolate a child."""
+    """How answer code is isolated on this machine."""
 
-    mode: Literal["confined", "network", "none"]
-    # confined: own user, network, PID and mount namespaces, every mount but the sandbox directory read-only.
-    # network: own user and network namespaces only. none: unshare does not work here.
-    user: int | None  # uid and gid the child runs as (nobody) when the parent is root; None: the parent's
-
-    def command(self, workdir: str, argv: list[str]) -> list[str]:
-        """``argv`` wrapped in the namespaces of this mode."""
-        unshare = shutil.which("unshare") or "unshare"
-        if self.mode == "confined":
-            return [unshare, *UNSHARE_ALL, "--", "/bin/sh", "-c", CONFINE, "sh", workdir, *argv]
-        if self.mode == "network":
-            return [unshare, *UNSHARE_NET, "--", *argv]
-        return list(argv)
-
-    @property
-    def nproc_enforced(self) -> bool:
-        """RLIMIT_NPROC binds the child alone: root ignores it, and without a user namespace it counts all
-        of the user's processes."""
-        return self.mode != "none" and (self.user is not None or os.geteuid() != 0)
+    mode: Literal["bubblewrap", "unsandboxed"]
+    bwrap: str | None  # path of bwrap
+    as_nobody: bool  # bench runs as root: bwrap is started as nobody so that RLIMIT_NPROC binds
+    seccomp: bool  # the no-new-process filter is available for Python answers
 
     @property
     def summary(self) -> str:
-        parts = {
-            "confined": ["own network, PID, mount and user namespaces; read-only file system but for its directory"],
-            "network": ["own network and user namespaces; file system as for the user"],
-            "none": ["no namespaces (unshare does not work here): network and files guarded by the audit hook"],
-        }[self.mode]
-        if self.user is not None:
-            parts.append("runs as nobody")
-        elif os.geteuid() == 0:
-            parts.append("runs as root (nobody cannot start this Python)")
-        parts.append("CPU, memory and file size limits")
-        if self.nproc_enforced:
-            parts.append("process limit")
-        elif self.user is None and os.geteuid() == 0:
-            parts.append("no process limit (root ignores it)")
-        else:
-            parts.append("process limit shared with all of the user's processes")
-        parts.append("audit hook")
+        if self.mode == "unsandboxed":
+            return (
+                "NOT sandboxed (bubblewrap unavailable; allowed by BENCH_ALLOW_UNSANDBOXED): a plain child process "
+                "with CPU, memory, file size and process limits; it can read the user's files and reach the network"
+            )
+        parts = [
+            "bubblewrap: own user, PID, network, IPC and UTS namespaces; no capabilities; uid 65534",
+            "read-only interpreter and /usr, size-limited tmpfs the only writable place",
+            "CPU, memory, file, descriptor and process limits",
+        ]
+        if self.seccomp:
+            parts.append("Python answers cannot start processes (seccomp)")
+        parts.append("tests graded in a separate process; only plain data crosses")
         return "; ".join(parts)
 
 
 def isolation() -> Isolation:
-    """The strongest isolation that works here, probed once per Python executable."""
-    return _probe(sys.executable)
+    """The isolation answer code gets here; raises SandboxUnavailable when none is safe and none was allowed."""
+    bwrap = shutil.which("bwrap")
+    problem = _probe(bwrap, os.geteuid() == 0) if bwrap else "bubblewrap (bwrap) is not installed"
+    if problem is None:
+        return Isolation("bubblewrap", bwrap, os.geteuid() == 0, _seccomp_filter() is not None)
+    if os.environ.get(OPT_IN_ENV) == "1":
+        return Isolation("unsandboxed", None, False, False)
+    raise SandboxUnavailable(
+        f"cannot run answer code safely: {problem}. Install bubblewrap (Debian/Ubuntu: apt-get install "
+        f"bubblewrap), or run it unsandboxed at your own risk with --allow-unsandboxed ({OPT_IN_ENV}=1)."
+    )
 
 
-def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()) -> SandboxReport:
-    """Run ``test_code``'s test_* functions against ``answer_code`` (importable as ``answer``) in the sandbox."""
+# ------------------------------------------------------------------------------------------ python tests
+
+
+def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits(), setup_code: str = "") -> SandboxReport:
+    """Run ``test_code``'s test_* functions, in a trusted process, against ``answer_code`` in the sandbox.
+
+    In the test code ``import answer`` and ``import fixture`` (``setup_code``, run beside the answer before
+    it is imported) give proxies: functions are called with plain data and return plain data.
+    """
     iso = isolation()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-")).resolve()
+    private = Path(tempfile.mkdtemp(prefix="bench-tests-"))
+    pipes: list[int] = []
     try:
-        (workdir / "answer.py").write_text(answer_code, encoding="utf-8", errors="replace")
-        (workdir / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
-        shutil.copyfile(HARNESS, workdir / "_harness.py")
-        if iso.user is not None:
-            os.chown(workdir, iso.user, iso.user)
-        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as output:
-            config = {
-                "root": str(workdir),
-                "report_fd": report.fileno(),
-                "cpu_s": max(1, int(limits.cpu_s)),
-                "memory_mb": limits.memory_mb,
-                "file_mb": limits.file_mb,
-                "nproc": limits.nproc,
+        (private / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
+        (private / "load.json").write_text(
+            json.dumps({"answer": answer_code, "setup": setup_code}, ensure_ascii=True), encoding="utf-8"
+        )
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        pipes = [request_r, request_w, reply_r, reply_w]
+        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as answer_output, \
+                tempfile.TemporaryFile() as test_output:
+            config = _harness_config(limits, "serve", request_r, reply_w, seccomp=True)
+            answer = _start_sandboxed(iso, config, (request_r, reply_w), answer_output, seccomp=True)
+            tests_config = {
+                "request_fd": request_w, "reply_fd": reply_r, "report_fd": report.fileno(),
+                "directory": str(private), "memory_mb": limits.memory_mb, "message_bytes": MESSAGE_BYTES,
             }
-            argv = [sys.executable, "-I", "-B", str(workdir / "_harness.py"), json.dumps(config)]
-            command = iso.command(str(workdir), argv)
-            status, cpu_s, timed_out = _run(command, workdir, iso, limits.wall_s, report, output)
+            trusted = subprocess.Popen(
+                [sys.executable, "-I", "-B", str(TESTS), json.dumps(tests_config)],
+                cwd=private, env=_environment(str(private)), stdin=subprocess.DEVNULL,
+                stdout=test_output, stderr=test_output, pass_fds=(request_w, reply_r, report.fileno()),
+                start_new_session=True,
+            )
+            for fd in pipes:
+                os.close(fd)
+            pipes = []
+            deadline = time.monotonic() + limits.wall_s
+            timed_out = not _wait(trusted, deadline)
+            # The answer's process may still be ending after the tests saw it go; give it a moment.
+            if not timed_out:
+                _wait(answer, min(deadline, time.monotonic() + 1.0))
+            _kill(trusted)
+            _kill(answer)
             report.seek(0)
             events = _events(report.read(REPORT_BYTES))
-            last_output = _last_line(output)
+            return _assemble(
+                events, answer.returncode, trusted.returncode, timed_out, limits,
+                _last_line(answer_output), _last_line(test_output), iso.summary,
+            )
     finally:
-        _remove(workdir)
-    return _assemble(events, status, cpu_s, timed_out, limits, last_output)
+        for fd in pipes:
+            os.close(fd)
+        shutil.rmtree(private, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------------------- running
+MESSAGE_BYTES = 4_000_000  # largest message either side accepts
+
+
+# --------------------------------------------------------------------------------------------- programs
+
+
+def run_program(
+    files: dict[str, str],
+    argv: list[str],
+    limits: Limits = Limits(),
+    writable_dirs: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> ProgramRun:
+    """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
+    iso = isolation()
+    for directory in writable_dirs:
+        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
+            raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")
+    for name in files:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"files must be relative paths inside the work directory: {name!r}")
+    spec = {"files": files, "argv": list(argv), "env": dict(env or {}), "writable_dirs": list(writable_dirs),
+            "wall_s": max(0.1, limits.wall_s - 0.5), "file_chars": FILE_CHARS, "max_files": PROGRAM_FILES,
+            "output_chars": OUTPUT_CHARS * 4}
+    request_r, request_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    with tempfile.TemporaryFile() as output:
+        try:
+            config = _harness_config(limits, "program", request_r, reply_w, seccomp=False)
+            proc = _start_sandboxed(iso, config, (request_r, reply_w), output, seccomp=False,
+                                    writable_dirs=writable_dirs)
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        with os.fdopen(request_w, "wb") as request:
+            try:
+                request.write(json.dumps(spec).encode() + b"\n")
+            except BrokenPipeError:
+                pass
+        deadline = time.monotonic() + limits.wall_s
+        with os.fdopen(reply_r, "rb") as reply:
+            data = _read_until(reply, deadline, MESSAGE_BYTES)
+        timed_out = not _wait(proc, deadline)
+        _kill(proc)
+        last = _last_line(output)
+    try:
+        result = json.loads(data) if data else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        why = f"timed out after {limits.wall_s:g} s" if timed_out else _ended(proc.returncode, limits)
+        return ProgramRun(None, "", "", {}, timed_out, _one_line(f"the program's sandbox gave no result: {why}"
+                                                                   + (f"; its last output: {last}" if last else "")),
+                          iso.summary)
+    return ProgramRun(
+        exit_code=result.get("exit_code") if isinstance(result.get("exit_code"), int) else None,
+        stdout=str(result.get("stdout", "")),
+        stderr=str(result.get("stderr", "")),
+        files={str(k): str(v) for k, v in dict(result.get("files") or {}).items()},
+        timed_out=bool(result.get("timed_out")),
+        error=_one_line(result["error"]) if isinstance(result.get("error"), str) else None,
+        isolation=iso.summary,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ bwrap
+
+
+def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int, *, seccomp: bool) -> dict:
+    python = mode == "serve"
+    return {
+        "mode": mode,
+        "request_fd": request_fd,
+        "reply_fd": reply_fd,
+        "cpu_s": max(1, int(limits.cpu_s)),
+        "memory_mb": limits.memory_mb if python else min(limits.memory_mb, SHELL_MEMORY_MB),
+        "file_mb": limits.file_mb,
+        "nproc": limits.nproc,
+        "nofile": NOFILE,
+        "cpu_exit": CPU_EXIT,
+        "message_bytes": MESSAGE_BYTES,
+        "message_chars": MESSAGE_CHARS,
+    }
+
+
+def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output, *, seccomp: bool,
+                     writable_dirs: tuple[str, ...] = ()) -> subprocess.Popen:
+    python = _interpreter()
+    config = {**config, "pid_namespace": iso.mode == "bubblewrap"}
+    argv = [python, "-I", "-B", "-c", _harness_source(), json.dumps(config)]
+    tmpfs_bytes = 4 * config["file_mb"] * 1024 * 1024
+    pass_fds = list(fds)
+    filter_fd = None
+    if iso.mode == "unsandboxed":
+        workdir = tempfile.mkdtemp(prefix="bench-unsandboxed-")
+        command = argv
+        cwd, env = workdir, _environment(workdir)
+    else:
+        program = _seccomp_filter() if seccomp else None
+        if program is not None:
+            filter_fd = os.memfd_create("bench-seccomp", 0)
+            os.write(filter_fd, program)
+            os.lseek(filter_fd, 0, os.SEEK_SET)
+            pass_fds.append(filter_fd)
+        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd)
+        cwd, env = "/", {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    try:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            pass_fds=pass_fds, start_new_session=True,
+        )
+        proc.bench_workdir = cwd if iso.mode == "unsandboxed" else None
+        return proc
+    finally:
+        if filter_fd is not None:
+            os.close(filter_fd)
+
+
+def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_dirs: tuple[str, ...],
+                   filter_fd: int | None) -> list[str]:
+    prefix = os.path.realpath(sys.base_prefix)
+    visible = _visible_prefix(prefix) if iso.as_nobody else prefix
+    command = [
+        iso.bwrap or "bwrap",
+        "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+        "--cap-drop", "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY),
+        "--ro-bind", "/usr", "/usr",
+    ]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            command += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            command += ["--ro-bind", top, top]
+    command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    if not prefix.startswith("/usr/"):
+        command += ["--ro-bind", visible, prefix]
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR]
+    for directory in writable_dirs:
+        command += ["--size", str(tmpfs_bytes), "--tmpfs", directory.rstrip("/")]
+    # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
+    command += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]
+    for name, value in _environment(WORKDIR).items():
+        command += ["--setenv", name, value]
+    if filter_fd is not None:
+        command += ["--seccomp", str(filter_fd)]
+    command += ["--", *argv]
+    if not iso.as_nobody:
+        return command
+    # Root is exempt from RLIMIT_NPROC: start bwrap as nobody, with the interpreter's prefix (often under
+    # /root, which nobody cannot enter) bound on a directory nobody can reach, in a private mount namespace.
+    return [
+        shutil.which("unshare") or "unshare", "--mount", "--propagation", "private", "--",
+        "/bin/sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 '
+        '--clear-groups -- "$@"', "sh", prefix, visible, *command,
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def _visible_prefix(prefix: str) -> str:
+    """An empty directory nobody can reach: the mount point of the interpreter's prefix (mounted only in a
+    private mount namespace, so it stays empty for everyone else)."""
+    if prefix_reachable_by_nobody(prefix):
+        return prefix
+    directory = os.path.join(tempfile.gettempdir(), f"bench-python-{os.getpid()}")
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    os.chmod(directory, 0o755)
+    return directory
+
+
+def prefix_reachable_by_nobody(path: str) -> bool:
+    parts = Path(path).parts
+    for i in range(1, len(parts) + 1):
+        st = os.stat(os.path.join(*parts[:i]))
+        if not st.st_mode & 0o001:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreter() -> str:
+    """The base interpreter (a venv's python is a link to it; the venv itself is never bound)."""
+    real = os.path.realpath(sys.executable)
+    if real.startswith(os.path.realpath(sys.base_prefix) + os.sep):
+        return real
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return os.path.join(sys.base_prefix, "bin", version)
+
+
+@functools.lru_cache(maxsize=None)
+def _harness_source() -> str:
+    return HARNESS.read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(bwrap: str, as_root: bool) -> str | None:
+    """None when bwrap can start this interpreter here; otherwise why not."""
+    if as_root and not all(shutil.which(tool) for tool in ("unshare", "mount", "setpriv")):
+        return "bench runs as root and unshare, mount or setpriv (util-linux) is missing"
+    iso = Isolation("bubblewrap", bwrap, as_root, False)
+    command = _bwrap_command(iso, [_interpreter(), "-I", "-c", "open('probe', 'w').close()"], 1 << 20, (), None)
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, cwd="/")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap failed to start: {exc}"
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bubblewrap does not work here ({why[-1] if why else f'exit status {done.returncode}'})"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _seccomp_filter() -> bytes | None:
+    """A classic BPF seccomp program: no new processes (threads allowed) and no ptrace; None off x86-64/arm64."""
+    arches = {
+        "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "ptrace": 101, "clone3": 435}),
+        "aarch64": (0xC00000B7, {"clone": 220, "ptrace": 117, "clone3": 435}),
+    }
+    if platform.machine() not in arches:
+        return None
+    arch, nr = arches[platform.machine()]
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    kill, allow = 0x80000000, 0x7FFF0000
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
+    never = 0xFFFFFFFF
+    clone_thread = 0x00010000
+    program = [
+        (ld, 0, 0, 4),  # 0: arch
+        (jeq, 1, 0, arch),  # 1 -> 3
+        (ret, 0, 0, kill),  # 2: another ABI
+        (ld, 0, 0, 0),  # 3: syscall number
+        (jge, 0, 1, 0x40000000),  # 4: x32 numbers -> 5, else 6
+        (ret, 0, 0, kill),  # 5
+        (jeq, 0, 1, nr["clone3"]),  # 6 -> 7, else 8
+        (ret, 0, 0, enosys),  # 7: glibc falls back to clone, checked below
+        (jeq, 3, 0, nr.get("fork", never)),  # 8 -> 12
+        (jeq, 2, 0, nr.get("vfork", never)),  # 9 -> 12
+        (jeq, 1, 0, nr["ptrace"]),  # 10 -> 12
+        (jeq, 1, 4, nr["clone"]),  # 11 -> 13, else 16
+        (ret, 0, 0, eperm),  # 12
+        (ld, 0, 0, 16),  # 13: clone flags (low word of the first argument)
+        (jset, 1, 0, clone_thread),  # 14: a thread -> 16, else 15
+        (ret, 0, 0, eperm),  # 15
+        (ret, 0, 0, allow),  # 16
+    ]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+# ------------------------------------------------------------------------------------------- processes
 
 
 def _environment(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
 
 
-def _as_user(user: int | None) -> dict:
-    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
-
-
-@functools.lru_cache(maxsize=None)
-def _probe(executable: str) -> Isolation:
-    users: list[int | None] = [None]
-    if os.geteuid() == 0:
+def _wait(proc: subprocess.Popen, deadline: float) -> bool:
+    """Wait for ``proc`` until ``deadline``; True when it ended."""
+    while True:
+        if proc.poll() is not None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
         try:
-            users.insert(0, pwd.getpwnam("nobody").pw_uid)
-        except KeyError:
-            users.insert(0, 65534)
-    modes = ("confined", "network", "none") if shutil.which("unshare") else ("none",)
-    for user in users:
-        for mode in modes:
-            candidate = Isolation(mode=mode, user=user)
-            workdir = os.path.realpath(tempfile.mkdtemp(prefix="bench-sandbox-probe-"))
-            try:
-                if user is not None:
-                    os.chown(workdir, user, user)
-                done = subprocess.run(
-                    candidate.command(workdir, [executable, "-I", "-c", "open('probe', 'w').close()"]),
-                    cwd=workdir,
-                    env=_environment(workdir),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=15,
-                    **_as_user(user),
-                )
-                if done.returncode == 0 and os.path.exists(os.path.join(workdir, "probe")):
-                    return candidate
-            except (OSError, subprocess.SubprocessError):
-                pass
-            finally:
-                _remove(Path(workdir))
-    return Isolation(mode="none", user=None)
-
-
-def _run(command, workdir: Path, iso: Isolation, wall_s: float, report, output) -> tuple[int, float, bool]:
-    """Start the child, wait at most ``wall_s``, kill its process group; return (wait status, CPU s, timed out)."""
-    proc = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env=_environment(str(workdir)),
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=output,
-        pass_fds=(report.fileno(),),
-        start_new_session=True,
-        **_as_user(iso.user),
-    )
-    deadline = time.monotonic() + wall_s
-    timed_out = False
-    try:
-        # Wait without reaping, so the group id stays ours until the group is killed.
-        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            if time.monotonic() >= deadline:
-                timed_out = True
-                break
-            time.sleep(0.01)
-    finally:
-        _kill_group(proc.pid)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return status, usage.ru_utime + usage.ru_stime, timed_out
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _remove(workdir: Path) -> None:
-    def make_writable_and_retry(func, path, _exc):
-        # The answer may have left a directory without write permission; we own it, so we may fix that.
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            func(path)
-        except OSError:
+            proc.wait(timeout=min(left, 0.05))
+            return True
+        except subprocess.TimeoutExpired:
             pass
 
-    shutil.rmtree(workdir, onerror=make_writable_and_retry)
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a process group started with start_new_session (bwrap's sandbox dies with it) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.kill()
+    except OSError:
+        pass
+    proc.wait()
+    if getattr(proc, "bench_workdir", None):
+        shutil.rmtree(proc.bench_workdir, ignore_errors=True)
+
+
+def _read_until(stream, deadline: float, limit: int) -> bytes:
+    import select
+
+    chunks, size = [], 0
+    fd = stream.fileno()
+    while size <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit]
 
 
 def _last_line(stream) -> str:
-    """The last non-empty line the child printed (a crash's last words), from its final OUTPUT_CHARS."""
+    """The last non-empty line a process printed (a crash's last words), from its final OUTPUT_CHARS."""
     stream.seek(0, os.SEEK_END)
     stream.seek(max(0, stream.tell() - OUTPUT_CHARS))
     lines = stream.read().decode("utf-8", "replace").splitlines()
@@ -301,7 +554,7 @@ def _one_line(text: str) -> str:
 
 
 def _events(data: bytes) -> list[dict]:
-    """The harness's JSON lines; anything else on the report descriptor is ignored."""
+    """The trusted runner's JSON lines."""
     events = []
     for line in data.splitlines():
         try:
@@ -313,18 +566,41 @@ def _events(data: bytes) -> list[dict]:
     return events
 
 
-def _assemble(
-    events: list[dict], status: int, cpu_s: float, timed_out: bool, limits: Limits, last_output: str
-) -> SandboxReport:
+def _ended(returncode: int | None, limits: Limits) -> str:
+    """Why a sandboxed process ended, from its exit status (bwrap passes the sandboxed child's on)."""
+    if returncode is None:
+        return "it did not end"
+    if returncode == CPU_EXIT:
+        return f"CPU time limit of {limits.cpu_s} s exceeded"
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        if signum == signal.SIGXCPU:
+            return f"CPU time limit of {limits.cpu_s} s exceeded"
+        return f"killed by {name}"
+    return f"exited with status {returncode}"
+
+
+def _assemble(events: list[dict], answer_status: int | None, tests_status: int | None, timed_out: bool,
+              limits: Limits, answer_last: str, tests_last: str, summary: str) -> SandboxReport:
     names: list[str] = []
     results: dict[str, TestOutcome] = {}
+    ended: set[str] = set()
     error = done = None
+    answer_gone = False
     for event in events:
         if not names and isinstance(event.get("tests"), list):
             names = [n for n in event["tests"] if isinstance(n, str)]
         elif isinstance(event.get("outcome"), str) and isinstance(event.get("passed"), bool):
             name = event["outcome"]
             results.setdefault(name, TestOutcome(name, event["passed"], _one_line(event.get("message", ""))))
+            if event.get("answer_ended"):
+                ended.add(name)
+        elif event.get("answer_ended"):
+            answer_gone = True
         elif isinstance(event.get("error"), str) and error is None:
             error = _one_line(event["error"])
         elif event.get("done") is True:
@@ -332,24 +608,19 @@ def _assemble(
 
     if timed_out:
         error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
+    elif (ended or answer_gone) and error is None:
+        why = _ended(answer_status, limits)
+        text = why if why.startswith("CPU") else f"the answer's process {why}"
+        error = _one_line(f"{text}; its last output: {answer_last}" if answer_last and not why.startswith("CPU")
+                          else text)
     elif error is None and not done:
-        error = _crash(status, cpu_s, limits, last_output)
+        text = f"the test process {_ended(tests_status, limits)} before the tests finished"
+        error = _one_line(f"{text}; its last output: {tests_last}" if tests_last else text)
     outcomes = tuple(
-        results.get(name) or TestOutcome(name, False, f"did not finish: {error or 'no result reported'}")
+        TestOutcome(name, False, f"did not finish: {error}") if name in ended or name not in results
+        else results[name]
         for name in names
     )
-    return SandboxReport(outcomes=outcomes, error=error)
-
-
-def _crash(status: int, cpu_s: float, limits: Limits, last_output: str) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if cpu_s >= limits.cpu_s * 0.95:
-        text = f"CPU time limit of {limits.cpu_s} s exceeded"
-    elif code < 0:
-        try:
-            text = f"the test process was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            text = f"the test process was killed by signal {-code}"
-    else:
-        text = f"the test process exited with status {code} before the tests finished"
-    return _one_line(f"{text}; its last output: {last_output}" if last_output and "CPU time" not in text else text)
+    if any(name not in results or name in ended for name in names) and error is None:
+        error = "no result reported"
+    return SandboxReport(outcomes=outcomes, error=error, isolation=summary)
