@@ -285,7 +285,7 @@ def _kill_the_rest(pgid: int) -> None:
 
 def collect(spec: dict) -> dict:
     files: dict = {}
-    budget = CONFIG["message_bytes"] // 8
+    budget = CONFIG["message_bytes"] // 2
     roots = [(WORKDIR, True)] + [(d.rstrip("/"), False) for d in spec["writable_dirs"]]
     for root, relative in roots:
         for directory, subdirs, names in os.walk(root):
@@ -302,7 +302,7 @@ def collect(spec: dict) -> dict:
                 except OSError:
                     continue
                 files[os.path.relpath(path, root) if relative else path] = text
-                budget -= len(text) * 2
+                budget -= len(json.dumps(text)) + len(path)
     return files
 
 
