@@ -17,6 +17,7 @@ import sys
 
 CONFIG = json.loads(sys.argv[1])
 WORKDIR = os.getcwd()
+os.environ.pop("PWD", None)  # set by bwrap --chdir; the environment is PATH, LANG, HOME and TMPDIR only
 MODULES = ("answer", "fixture")
 
 
@@ -188,7 +189,7 @@ def call(request: dict) -> dict:
     try:
         return {"value": encode(result), "awaited": awaited}
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{request['name']}() returned {exc}") from None
+        raise TypeError(f"{request['name']}() returned what cannot cross to the tests: {exc}") from None
 
 
 def serve() -> None:

@@ -78,6 +78,7 @@ TESTS = Path(__file__).with_name("_sandbox_tests.py")
 MESSAGE_CHARS = 300
 OUTPUT_CHARS = 4000
 REPORT_BYTES = 1_000_000
+MESSAGE_BYTES = 4_000_000  # largest message either side accepts
 FILE_CHARS = 20_000  # text kept of each file a program left behind
 PROGRAM_FILES = 200  # files kept of a program's directories
 SHELL_MEMORY_MB = 256  # address space of each process of a shell program
@@ -201,28 +202,32 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
                 tempfile.TemporaryFile() as test_output:
             config = _harness_config(limits, "serve", request_r, reply_w, seccomp=True)
             answer = _start_sandboxed(iso, config, (request_r, reply_w), answer_output, seccomp=True)
-            tests_config = {
-                "request_fd": request_w, "reply_fd": reply_r, "report_fd": report.fileno(),
-                "directory": str(private), "memory_mb": limits.memory_mb, "message_bytes": MESSAGE_BYTES,
-            }
-            trusted = subprocess.Popen(
-                [sys.executable, "-I", "-B", str(TESTS), json.dumps(tests_config)],
-                cwd=private, env=_environment(str(private)), stdin=subprocess.DEVNULL,
-                stdout=test_output, stderr=test_output, pass_fds=(request_w, reply_r, report.fileno()),
-                start_new_session=True,
-            )
-            for fd in pipes:
-                os.close(fd)
-            pipes = []
-            deadline = time.monotonic() + limits.wall_s
-            timed_out = not _wait(trusted, deadline)
-            # The answer's process may still be ending after the tests saw it go; give it a moment.
-            if not timed_out:
-                _wait(answer, min(deadline, time.monotonic() + 1.0))
-            _kill(trusted)
-            _kill(answer)
-            report.seek(0)
-            events = _events(report.read(REPORT_BYTES))
+            trusted = None
+            try:
+                tests_config = {
+                    "request_fd": request_w, "reply_fd": reply_r, "report_fd": report.fileno(),
+                    "directory": str(private), "memory_mb": limits.memory_mb, "message_bytes": MESSAGE_BYTES,
+                }
+                trusted = subprocess.Popen(
+                    [sys.executable, "-I", "-B", str(TESTS), json.dumps(tests_config)],
+                    cwd=private, env=_environment(str(private)), stdin=subprocess.DEVNULL,
+                    stdout=test_output, stderr=test_output, pass_fds=(request_w, reply_r, report.fileno()),
+                    start_new_session=True,
+                )
+                for fd in pipes:
+                    os.close(fd)
+                pipes = []
+                deadline = time.monotonic() + limits.wall_s
+                timed_out = not _wait(trusted, deadline)
+                report.seek(0)
+                events = _events(report.read(REPORT_BYTES))
+                # When the tests saw the answer's process go, it may still be ending: its status tells why.
+                if not timed_out and any(event.get("answer_ended") for event in events):
+                    _wait(answer, min(deadline, time.monotonic() + 1.0))
+            finally:
+                if trusted is not None:
+                    _kill(trusted)
+                _kill(answer)
             return _assemble(
                 events, answer.returncode, trusted.returncode, timed_out, limits,
                 _last_line(answer_output), _last_line(test_output), iso.summary,
@@ -231,9 +236,6 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
         for fd in pipes:
             os.close(fd)
         shutil.rmtree(private, ignore_errors=True)
-
-
-MESSAGE_BYTES = 4_000_000  # largest message either side accepts
 
 
 # --------------------------------------------------------------------------------------------- programs
@@ -264,19 +266,25 @@ def run_program(
             config = _harness_config(limits, "program", request_r, reply_w, seccomp=False)
             proc = _start_sandboxed(iso, config, (request_r, reply_w), output, seccomp=False,
                                     writable_dirs=writable_dirs)
+        except BaseException:
+            os.close(request_w)
+            os.close(reply_r)
+            raise
         finally:
             os.close(request_r)
             os.close(reply_w)
-        with os.fdopen(request_w, "wb") as request:
-            try:
-                request.write(json.dumps(spec).encode() + b"\n")
-            except BrokenPipeError:
-                pass
-        deadline = time.monotonic() + limits.wall_s
-        with os.fdopen(reply_r, "rb") as reply:
-            data = _read_until(reply, deadline, MESSAGE_BYTES)
-        timed_out = not _wait(proc, deadline)
-        _kill(proc)
+        try:
+            with os.fdopen(request_w, "wb") as request:
+                try:
+                    request.write(json.dumps(spec).encode() + b"\n")
+                except BrokenPipeError:
+                    pass
+            deadline = time.monotonic() + limits.wall_s
+            with os.fdopen(reply_r, "rb") as reply:
+                data = _read_until(reply, deadline, MESSAGE_BYTES)
+            timed_out = not _wait(proc, deadline)
+        finally:
+            _kill(proc)
         last = _last_line(output)
     try:
         result = json.loads(data) if data else None
@@ -337,22 +345,31 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
             os.write(filter_fd, program)
             os.lseek(filter_fd, 0, os.SEEK_SET)
             pass_fds.append(filter_fd)
-        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd)
+        info_r, info_w = os.pipe()
+        pass_fds.append(info_w)
+        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w)
         cwd, env = "/", {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     try:
         proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
             pass_fds=pass_fds, start_new_session=True,
         )
-        proc.bench_workdir = cwd if iso.mode == "unsandboxed" else None
-        return proc
+    except BaseException:
+        if iso.mode == "bubblewrap":
+            os.close(info_r)
+        raise
     finally:
         if filter_fd is not None:
             os.close(filter_fd)
+        if iso.mode == "bubblewrap":
+            os.close(info_w)
+    proc.bench_workdir = cwd if iso.mode == "unsandboxed" else None
+    proc.bench_info_fd = info_r if iso.mode == "bubblewrap" else None
+    return proc
 
 
 def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_dirs: tuple[str, ...],
-                   filter_fd: int | None) -> list[str]:
+                   filter_fd: int | None, info_fd: int | None = None) -> list[str]:
     prefix = os.path.realpath(sys.base_prefix)
     visible = _visible_prefix(prefix) if iso.as_nobody else prefix
     command = [
@@ -378,6 +395,8 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         command += ["--setenv", name, value]
     if filter_fd is not None:
         command += ["--seccomp", str(filter_fd)]
+    if info_fd is not None:
+        command += ["--info-fd", str(info_fd)]
     command += ["--", *argv]
     if not iso.as_nobody:
         return command
@@ -503,18 +522,50 @@ def _wait(proc: subprocess.Popen, deadline: float) -> bool:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Kill a process group started with start_new_session (bwrap's sandbox dies with it) and reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
+    """Kill a process group started with start_new_session and reap it; for bwrap, also the sandbox's PID 1
+    (its own session), which takes every process of the sandbox's PID namespace with it, and wait for it."""
+    sandbox_init = _sandbox_init(proc)
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill,
+                 lambda: sandbox_init and os.kill(sandbox_init, signal.SIGKILL)):
+        try:
+            kill()
+        except OSError:
+            pass
     proc.wait()
+    gone_by = time.monotonic() + 2
+    while sandbox_init and _alive(sandbox_init) and time.monotonic() < gone_by:
+        time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a dead sandbox's PID 1 waits for its new parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
     if getattr(proc, "bench_workdir", None):
         shutil.rmtree(proc.bench_workdir, ignore_errors=True)
+
+
+def _sandbox_init(proc: subprocess.Popen) -> int | None:
+    """The host PID of the sandbox's PID 1, from bwrap's --info-fd (written before the program starts)."""
+    fd = getattr(proc, "bench_info_fd", None)
+    if fd is None:
+        return None
+    proc.bench_info_fd = None
+    try:
+        os.set_blocking(fd, False)
+        data = os.read(fd, 65536)
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    try:
+        pid = json.loads(data).get("child-pid")
+    except (ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 1 else None
 
 
 def _read_until(stream, deadline: float, limit: int) -> bytes:

@@ -154,7 +154,8 @@ FORGERIES = {
     "read the tests' source from disk": """
         import glob
         _wrong = add
-        FOUND = [p for p in glob.glob("/**/test_answer.py", recursive=True)]
+        FOUND = [p for root in ("/work", "/tmp", "/root", "/etc", "/proc/*/cwd", "/proc/*/root/tmp/*", "")
+                 for p in glob.glob(root + "/*test_answer*")]
         def add(a, b):
             if FOUND:
                 return a + b  # would have learnt the expected answer
