@@ -18,7 +18,7 @@ from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
 from .errors import ProviderError, UsageError
 from .plan import make_plan, request_for
-from .providers import Provider, provider_for
+from .providers import Provider, provider_for, redact_url
 from .records import Answer, Cell, Failure, ModelDetails, ModelProbe
 from .results import Portable
 
@@ -70,6 +70,7 @@ class Runner:
         self.summary = RunSummary()
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self._finished: set[str] = set()  # keys of cells answered or failed in this run
 
     # -- the whole run --------------------------------------------------------------------------------
 
@@ -121,28 +122,39 @@ class Runner:
         for model_id, (calls, kept) in models.items():
             if self.stop.is_set():
                 return
-            model = self.bench.model(model_id)
-            provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
             try:
-                details = provider.probe(model.model)
-            except ProviderError as e:
-                self.cache.put_probe(ModelProbe(model_id=model.id, ok=False, reason=e.reason))
-                if calls:
-                    self._note(f"{model.id}: {e.reason}")
+                self._run_model(self.bench.model(model_id), calls, kept)
+            except Exception as e:  # whatever goes wrong costs this model's cells, never the host's other models
+                error = _unexpected(e)
+                self._note(f"{model_id}: {error.reason}")
                 for cell in calls:
-                    self._record_failure(cell, e)
-                continue
-            calls = calls + self._repulled(model, details, kept)
-            warm = None
-            if calls and self.bench.defaults.warm_up:
-                try:
-                    warm = provider.warm_up(model.model)
-                except ProviderError as e:
-                    self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
-            if warm is None and (before := self.cache.probe(model.id)) is not None:
-                warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
-            self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
-            self._call_all(provider, model, details, calls)
+                    if cell.key not in self._finished:
+                        self._record_failure(cell, error)
+
+    def _run_model(self, model: ModelSpec, calls: list[Cell], kept: list[Cell]) -> None:
+        provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
+        try:
+            details = provider.probe(model.model)
+        except ProviderError as e:
+            self.cache.put_probe(ModelProbe(model_id=model.id, ok=False, reason=e.reason))
+            if calls:
+                self._note(f"{model.id}: {e.reason}")
+            for cell in calls:
+                self._record_failure(cell, e)
+            return
+        calls = calls + self._repulled(model, details, kept)
+        warm = measured = None
+        if calls and self.bench.defaults.warm_up:
+            try:
+                warm = measured = provider.warm_up(model.model)
+            except ProviderError as e:
+                self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
+        if warm is None and (before := self.cache.probe(model.id)) is not None:
+            warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
+        self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
+        # The answers carry the load measured in *this* run, so the report keeps each measurement with
+        # the answers it was made with (a rerun that finds the model resident does not overwrite it).
+        self._call_all(provider, model, details, calls, measured)
 
     def _repulled(self, model: ModelSpec, details: ModelDetails, kept: list[Cell]) -> list[Cell]:
         """Cached cells answered by other weights than the tag now has: they are called again."""
@@ -162,7 +174,8 @@ class Runner:
             self.on_event(RunEvent("planned", total=len(stale)))
         return stale
 
-    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails, cells: list[Cell]) -> None:
+    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails, cells: list[Cell],
+                  warm_up_ms: float | None = None) -> None:
         """`concurrency_per_host` workers share this model's cells."""
         jobs: queue.Queue[Cell] = queue.Queue()
         for cell in cells:
@@ -174,7 +187,10 @@ class Runner:
                     cell = jobs.get_nowait()
                 except queue.Empty:
                     return
-                self._call(provider, model, details, cell)
+                try:
+                    self._call(provider, model, details, cell, warm_up_ms)
+                except Exception as e:  # an answer that cannot be kept fails its own cell, not the others
+                    self._record_failure(cell, _unexpected(e))
 
         width = min(self.bench.defaults.concurrency_per_host, len(cells))
         if width <= 1:
@@ -186,7 +202,8 @@ class Runner:
         for w in workers:
             w.join()
 
-    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell) -> None:
+    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell,
+              warm_up_ms: float | None = None) -> None:
         task = self.bench.task(cell.task_id)
         request = request_for(self.bench, model, task)
         retries = self.bench.defaults.retries
@@ -209,23 +226,41 @@ class Runner:
             key=cell.key,
             model_id=cell.model_id,
             task_id=cell.task_id,
+            host=redact_url(model.host),
+            hardware=model.hardware,
+            warm_up_ms=warm_up_ms,
         )
         self.cache.put_answer(answer)
         with self._lock:
+            self._finished.add(cell.key)
             self.summary.called += 1
             self.summary.called_cells.append(f"{cell.task_id} × {cell.model_id}")
         self.on_event(RunEvent("answered", f"{cell.task_id} × {cell.model_id}: {answer.latency_ms / 1000:.1f}s", cell))
 
     def _record_failure(self, cell: Cell, error: ProviderError) -> None:
-        self.cache.put_failure(
-            Failure(key=cell.key, model_id=cell.model_id, task_id=cell.task_id, reason=error.reason, kind=error.kind)
-        )
+        failure = Failure(key=cell.key, model_id=cell.model_id, task_id=cell.task_id, reason=error.reason,
+                          kind=error.kind)
+        reason = failure.reason
+        try:
+            self.cache.put_failure(failure)
+        except Exception as e:  # still counted and shown: the next run calls the cell again anyway
+            reason += f" (not recorded in the cache: {_unexpected(e).reason})"
         with self._lock:
             self.summary.failed += 1
-        self.on_event(RunEvent("failed", f"{cell.task_id} × {cell.model_id}: {error.reason}", cell))
+            self._finished.add(cell.key)
+        self.on_event(RunEvent("failed", f"{cell.task_id} × {cell.model_id}: {reason}", cell))
 
     def _note(self, message: str) -> None:
         self.on_event(RunEvent("note", message))
+
+
+def _unexpected(error: Exception) -> ProviderError:
+    """Any exception as a cell's failure: a reason in one line, retried on the next run."""
+    if isinstance(error, ProviderError):
+        return error
+    detail = " ".join(str(error).split())[:200]
+    return ProviderError(f"the result could not be kept ({type(error).__name__}: {detail}); "
+                         f"'bench run' tries the cell again", kind="internal")
 
 
 def run(bench: Benchmark, cache: AnswerCache, portable: Portable, *, only: set[str] | None = None,
