@@ -118,6 +118,8 @@ def _run(check: Check, text: str) -> CheckResult:
     start = time.perf_counter()
     try:
         passed, detail = _evaluate(check, text)
+    except sandbox.SandboxUnavailable:  # answer code must not run here: the user decides, not one check
+        raise
     except Exception as exc:  # a broken check must fail alone, not take the other checks with it
         passed, detail = False, f"the check could not run: {type(exc).__name__}: {exc}"
     return CheckResult(

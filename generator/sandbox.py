@@ -73,6 +73,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .errors import BenchError
+
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
 TESTS = Path(__file__).with_name("_sandbox_tests.py")
 MESSAGE_CHARS = 300
@@ -100,7 +102,7 @@ class Limits:
     nproc: int = 64  # processes and threads
 
 
-class SandboxUnavailable(Exception):
+class SandboxUnavailable(BenchError):
     """Answer code cannot be run safely here and the user did not opt in to running it anyway."""
 
 
@@ -411,23 +413,25 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
 
 @functools.lru_cache(maxsize=None)
 def _visible_prefix(prefix: str) -> str:
-    """An empty directory nobody can reach: the mount point of the interpreter's prefix (mounted only in a
-    private mount namespace, so it stays empty for everyone else)."""
-    if prefix_reachable_by_nobody(prefix):
+    """Where nobody can reach the interpreter's prefix: the prefix itself, or an empty root-owned directory
+    it is bound on in a private mount namespace (so it stays empty for everyone else)."""
+    if _reachable_by_nobody(prefix):
         return prefix
-    directory = os.path.join(tempfile.gettempdir(), f"bench-python-{os.getpid()}")
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    os.chmod(directory, 0o755)
-    return directory
+    directory = "/run/bench-python"
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        info = os.lstat(directory)
+        if not (os.path.isdir(directory) and not os.path.islink(directory) and info.st_uid == 0):
+            raise OSError(f"{directory} is not a directory of root's")
+        os.chmod(directory, 0o755)
+        return directory
+    except OSError:
+        return tempfile.mkdtemp(prefix="bench-python-")
 
 
-def prefix_reachable_by_nobody(path: str) -> bool:
+def _reachable_by_nobody(path: str) -> bool:
     parts = Path(path).parts
-    for i in range(1, len(parts) + 1):
-        st = os.stat(os.path.join(*parts[:i]))
-        if not st.st_mode & 0o001:
-            return False
-    return True
+    return all(os.stat(os.path.join(*parts[:i])).st_mode & 0o001 for i in range(1, len(parts) + 1))
 
 
 @functools.lru_cache(maxsize=None)
@@ -561,8 +565,8 @@ def _sandbox_init(proc: subprocess.Popen) -> int | None:
         data = b""
     finally:
         os.close(fd)
-    try:
-        pid = json.loads(data).get("child-pid")
+    try:  # bwrap's own object comes first; nothing after it is read
+        pid = json.JSONDecoder().raw_decode(data.decode("utf-8", "replace").lstrip())[0].get("child-pid")
     except (ValueError, AttributeError):
         return None
     return pid if isinstance(pid, int) and pid > 1 else None

@@ -526,3 +526,27 @@ def test_bad_program_paths_are_refused():
         run_program({}, ["true"], writable_dirs=("var/log",))
     with pytest.raises(ValueError, match="files must be relative"):
         run_program({"../x": ""}, ["true"])
+
+
+def test_the_cli_flag_opts_in_for_run_and_render(monkeypatch, tmp_path):
+    from generator import cli
+
+    monkeypatch.delenv(sandbox.OPT_IN_ENV, raising=False)
+    assert cli.main(["render", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert sandbox.OPT_IN_ENV not in os.environ
+    for command in ("run", "render"):
+        assert cli.main([command, "--allow-unsandboxed", "--config", str(tmp_path / "missing.yaml")]) == 2
+        assert os.environ[sandbox.OPT_IN_ENV] == "1"
+        monkeypatch.delenv(sandbox.OPT_IN_ENV)
+
+
+def test_a_missing_sandbox_stops_the_checks_with_one_message(monkeypatch):
+    from generator.checks import run_checks
+    from generator.config import TaskSpec
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv(sandbox.OPT_IN_ENV, raising=False)
+    task = TaskSpec.model_validate({"id": "t", "title": "T", "prompt": "p",
+                                    "checks": [{"type": "python", "code": "def test_x():\n    pass\n"}]})
+    with pytest.raises(SandboxUnavailable, match="Install bubblewrap"):
+        run_checks(task, "```python\ndef f():\n    pass\n```\n")
