@@ -173,6 +173,17 @@ def describe(obj) -> dict:
     return {"value": encode(obj)}
 
 
+def names(request: dict) -> dict:
+    """The module's public names that can cross (for ``from answer import *`` and ``dir``)."""
+    import inspect
+
+    module = sys.modules.get(request["module"]) if request["module"] in MODULES else None
+    found = [] if module is None else [
+        name for name, value in vars(module).items() if not name.startswith("_") and not inspect.ismodule(value)
+    ]
+    return {"value": encode(sorted(found))}
+
+
 def call(request: dict) -> dict:
     import inspect
 
@@ -194,7 +205,7 @@ def call(request: dict) -> dict:
 
 def serve() -> None:
     pipe = Pipe(CONFIG["request_fd"], CONFIG["reply_fd"])
-    handlers = {"load": load, "get": lambda r: describe(lookup(r)), "call": call}
+    handlers = {"load": load, "get": lambda r: describe(lookup(r)), "call": call, "names": names}
     while True:
         request = pipe.receive()
         try:

@@ -240,6 +240,9 @@ class RemoteModule:
         self.__dict__.update(_channel=channel, __name__=name)
 
     def __getattr__(self, attr: str):
+        if attr == "__all__":
+            names = decode(self._channel.request({"op": "names", "module": self.__name__}).get("value"))
+            return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)
         reply = self._channel.request({"op": "get", "module": self.__name__, "name": attr})
@@ -250,6 +253,9 @@ class RemoteModule:
         if "exception" in reply:
             return exception_class(reply["exception"])
         return decode(reply.get("value"))
+
+    def __dir__(self):
+        return self.__all__
 
     def __setattr__(self, attr, value):
         raise AttributeError(f"{self.__name__} lives in the sandbox: its attributes cannot be set from the tests")

@@ -124,6 +124,12 @@ def test_plain_data_async_functions_constants_and_exceptions_cross():
 
         def test_missing_names_are_attribute_errors():
             assert not hasattr(answer, "nothing_here")
+
+        def test_star_import_and_dir():
+            namespace = {}
+            exec("from answer import *", namespace)
+            assert namespace["LIMIT"] == 3 and namespace["echo"](1) == 1
+            assert "asyncio" not in dir(answer) and "parse" in dir(answer)
         """,
         """
         import asyncio
@@ -163,6 +169,7 @@ def test_plain_data_async_functions_constants_and_exceptions_cross():
         ("test_the_answers_own_exception_classes_have_stand_ins", True),
         ("test_only_plain_data_is_returned", False),
         ("test_missing_names_are_attribute_errors", True),
+        ("test_star_import_and_dir", True),
     ], report.outcomes
     assert report.outcomes[5].message.startswith(
         "TypeError: handle() returned what cannot cross to the tests: a builtin_function_or_method object")
