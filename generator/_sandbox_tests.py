@@ -162,8 +162,8 @@ def exception_class(names) -> type:
     return base if found else RuntimeError
 
 
-def remote_exception(payload) -> BaseException:
-    if not isinstance(payload, dict):
+def remote_exception(payload, depth: int = 0) -> BaseException:
+    if not isinstance(payload, dict) or depth > 3:
         return WireError("malformed error from the answer's process")
     message = str(payload.get("message", ""))[: MESSAGE_CHARS * 4]
     names = payload.get("class")
@@ -172,7 +172,8 @@ def remote_exception(payload) -> BaseException:
         len(names[0]) == 2 and isinstance(names[0][1], str) else "Exception"
     exc = None
     if issubclass(cls, BaseExceptionGroup):
-        subs = [remote_exception(p) for p in payload.get("exceptions") or [] if isinstance(payload.get("exceptions"), list)]
+        inner = payload.get("exceptions")
+        subs = [remote_exception(p, depth + 1) for p in inner[:10]] if isinstance(inner, list) else []
         subs = [s for s in subs if isinstance(s, Exception)]
         try:
             exc = cls(message, subs) if subs else None
@@ -184,18 +185,26 @@ def remote_exception(payload) -> BaseException:
         args = None
         try:
             args = decode(payload.get("args"))
-        except (WireError, RecursionError):
+        except (TypeError, ValueError, RecursionError):  # malformed, or unhashable where a key must be
             pass
-        try:
-            exc = cls(*args) if isinstance(args, tuple) and len(args) <= 8 else cls(message)
-        except Exception:
-            exc = cls(message) if cls is not RuntimeError else RuntimeError(message)
-        if cls is RuntimeError and remote_name != "RuntimeError":
+        exc = _instantiate(cls, args, message)
+        if exc is None or (cls is RuntimeError and remote_name != "RuntimeError"):
             exc = RuntimeError(f"{remote_name}: {message}" if message else remote_name)
     exc._answer_type = remote_name[:200]
     exc._answer_message = message
     exc._answer_where = payload.get("where") if isinstance(payload.get("where"), str) else None
     return exc
+
+
+def _instantiate(cls: type, args, message: str):
+    """``cls`` made from the answer's args, or from its message; None when neither fits its constructor."""
+    attempts = [args] if isinstance(args, tuple) and len(args) <= 8 else []
+    for arguments in [*attempts, (message,)]:
+        try:
+            return cls(*arguments)
+        except Exception:
+            pass
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- proxies

@@ -258,6 +258,10 @@ def run_program(
     for name in files:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"files must be relative paths inside the work directory: {name!r}")
+    if writable_dirs and iso.mode != "bubblewrap":
+        # Unsandboxed, /var/log would be the host's own: refuse rather than let a script write there.
+        return ProgramRun(None, "", "", {}, False, "this check writes to " + ", ".join(writable_dirs) +
+                          ", which only a bubblewrap sandbox can provide; install bubblewrap", iso.summary)
     spec = {"files": files, "argv": list(argv), "env": dict(env or {}), "writable_dirs": list(writable_dirs),
             "wall_s": max(0.1, limits.wall_s - 0.5), "file_chars": FILE_CHARS, "max_files": PROGRAM_FILES,
             "output_chars": OUTPUT_CHARS * 4}

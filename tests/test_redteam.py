@@ -222,6 +222,27 @@ FORGERIES = {
                 pass
         """,
     "never answer": "import time\ndef add(a, b):\n    time.sleep(60)",
+    "an error dressed as StopIteration or an exception group": """
+        import __main__
+        _payload = __main__.error_payload
+        def error_payload(exc, depth=0):
+            return {"class": [["builtins", "StopIteration"], ["builtins", "ExceptionGroup"]], "message": "",
+                    "args": {"t": [{"l": [{"d": [[{"l": []}, 1]]}]}]}, "exceptions": [{"class": "x"}] * 10}
+        __main__.error_payload = error_payload
+        def add(a, b):
+            raise ValueError(a + b)
+        """,
+    "a reply that claims the call was awaited": """
+        import __main__
+        _call = __main__.call
+        def call(request):
+            reply = _call(request)
+            return {**reply, "awaited": True}
+        import gc
+        for table in gc.get_objects():
+            if isinstance(table, dict) and table.get("call") is _call:
+                table["call"] = call
+        """,
 }
 
 
