@@ -4,7 +4,7 @@ Two entry points: ``run_python_tests`` (an answer's Python module against a chec
 and ``run_program`` (a shell script with stub commands). Both run the answer's code in the same sandbox.
 
 The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by hand:
-- ``--unshare-all --unshare-user``: own user, PID, network (loopback only, down), IPC, UTS and cgroup
+- ``--unshare-all --unshare-user``: own user, PID, network (a loopback of its own only), IPC, UTS and cgroup
   namespaces; ``--disable-userns``: no further user namespace; ``--cap-drop ALL``; ``--new-session``;
   ``--die-with-parent``; uid and gid 65534 inside. bwrap sets no_new_privs.
 - The file system is a fresh root holding only: /usr and the /bin, /lib* links (read-only), /etc/ld.so.cache,
@@ -16,8 +16,9 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
   is refused.
 - Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
   RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
-- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each). For Python answers a seccomp filter
-  refuses fork, vfork, clone without CLONE_THREAD and ptrace: the answer is one process whose threads
+- A seccomp filter refuses ptrace, keyrings, perf_event_open, userfaultfd and process_vm_*.
+- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each). For Python answers the seccomp filter also
+  refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
   share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
   may fork: up to ``nproc`` processes, so memory is at most ``nproc × SHELL_MEMORY_MB`` (a cgroup would
   bound it tighter; unprivileged users have none to use).
@@ -146,7 +147,7 @@ class Isolation:
     mode: Literal["bubblewrap", "unsandboxed"]
     bwrap: str | None  # path of bwrap
     as_nobody: bool  # bench runs as root: bwrap is started as nobody so that RLIMIT_NPROC binds
-    seccomp: bool  # the no-new-process filter is available for Python answers
+    seccomp: bool  # the seccomp filters are available (x86-64, arm64)
 
     @property
     def summary(self) -> str:
@@ -161,7 +162,7 @@ class Isolation:
             "CPU, memory, file, descriptor and process limits",
         ]
         if self.seccomp:
-            parts.append("Python answers cannot start processes (seccomp)")
+            parts.append("seccomp: no ptrace, keyrings or perf; Python answers cannot start processes")
         parts.append("tests graded in a separate process; only plain data crosses")
         return "; ".join(parts)
 
@@ -202,8 +203,8 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
         pipes = [request_r, request_w, reply_r, reply_w]
         with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as answer_output, \
                 tempfile.TemporaryFile() as test_output:
-            config = _harness_config(limits, "serve", request_r, reply_w, seccomp=True)
-            answer = _start_sandboxed(iso, config, (request_r, reply_w), answer_output, seccomp=True)
+            config = _harness_config(limits, "serve", request_r, reply_w)
+            answer = _start_sandboxed(iso, config, (request_r, reply_w), answer_output, processes=False)
             trusted = None
             try:
                 tests_config = {
@@ -269,8 +270,8 @@ def run_program(
     reply_r, reply_w = os.pipe()
     with tempfile.TemporaryFile() as output:
         try:
-            config = _harness_config(limits, "program", request_r, reply_w, seccomp=False)
-            proc = _start_sandboxed(iso, config, (request_r, reply_w), output, seccomp=False,
+            config = _harness_config(limits, "program", request_r, reply_w)
+            proc = _start_sandboxed(iso, config, (request_r, reply_w), output, processes=True,
                                     writable_dirs=writable_dirs)
         except BaseException:
             os.close(request_w)
@@ -315,7 +316,7 @@ def run_program(
 # ------------------------------------------------------------------------------------------------ bwrap
 
 
-def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int, *, seccomp: bool) -> dict:
+def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int) -> dict:
     python = mode == "serve"
     return {
         "mode": mode,
@@ -332,7 +333,7 @@ def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int, *
     }
 
 
-def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output, *, seccomp: bool,
+def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output, *, processes: bool,
                      writable_dirs: tuple[str, ...] = ()) -> subprocess.Popen:
     python = _interpreter()
     config = {**config, "pid_namespace": iso.mode == "bubblewrap"}
@@ -345,7 +346,7 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
         command = argv
         cwd, env = workdir, _environment(workdir)
     else:
-        program = _seccomp_filter() if seccomp else None
+        program = _seccomp_filter(processes)
         if program is not None:
             filter_fd = os.memfd_create("bench-seccomp", 0)
             os.write(filter_fd, program)
@@ -470,41 +471,60 @@ def _probe(bwrap: str, as_root: bool) -> str | None:
     return None
 
 
+SYSCALLS = {  # audit arch, then the numbers the filters name
+    "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "clone3": 435, "ptrace": 101, "keyctl": 250,
+                            "add_key": 248, "request_key": 249, "perf_event_open": 298, "userfaultfd": 323,
+                            "process_vm_readv": 310, "process_vm_writev": 311}),
+    "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435, "ptrace": 117, "keyctl": 219, "add_key": 217,
+                             "request_key": 218, "perf_event_open": 241, "userfaultfd": 282,
+                             "process_vm_readv": 270, "process_vm_writev": 271}),
+}
+REFUSED_SYSCALLS = ("ptrace", "keyctl", "add_key", "request_key", "perf_event_open", "userfaultfd",
+                    "process_vm_readv", "process_vm_writev")
+
+
 @functools.lru_cache(maxsize=None)
-def _seccomp_filter() -> bytes | None:
-    """A classic BPF seccomp program: no new processes (threads allowed) and no ptrace; None off x86-64/arm64."""
-    arches = {
-        "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "ptrace": 101, "clone3": 435}),
-        "aarch64": (0xC00000B7, {"clone": 220, "ptrace": 117, "clone3": 435}),
-    }
-    if platform.machine() not in arches:
+def _seccomp_filter(processes: bool = False) -> bytes | None:
+    """A classic BPF seccomp program refusing (EPERM) ptrace, keyrings, perf, userfaultfd and other
+    processes' memory; unless ``processes``, also every new process (fork, vfork, clone without
+    CLONE_THREAD; clone3 answers ENOSYS so that glibc falls back to clone). None off x86-64 and arm64."""
+    if platform.machine() not in SYSCALLS:
         return None
-    arch, nr = arches[platform.machine()]
+    arch, nr = SYSCALLS[platform.machine()]
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    kill, allow = 0x80000000, 0x7FFF0000
-    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
-    never = 0xFFFFFFFF
-    clone_thread = 0x00010000
-    program = [
-        (ld, 0, 0, 4),  # 0: arch
-        (jeq, 1, 0, arch),  # 1 -> 3
-        (ret, 0, 0, kill),  # 2: another ABI
-        (ld, 0, 0, 0),  # 3: syscall number
-        (jge, 0, 1, 0x40000000),  # 4: x32 numbers -> 5, else 6
-        (ret, 0, 0, kill),  # 5
-        (jeq, 0, 1, nr["clone3"]),  # 6 -> 7, else 8
-        (ret, 0, 0, enosys),  # 7: glibc falls back to clone, checked below
-        (jeq, 3, 0, nr.get("fork", never)),  # 8 -> 12
-        (jeq, 2, 0, nr.get("vfork", never)),  # 9 -> 12
-        (jeq, 1, 0, nr["ptrace"]),  # 10 -> 12
-        (jeq, 1, 4, nr["clone"]),  # 11 -> 13, else 16
-        (ret, 0, 0, eperm),  # 12
-        (ld, 0, 0, 16),  # 13: clone flags (low word of the first argument)
-        (jset, 1, 0, clone_thread),  # 14: a thread -> 16, else 15
-        (ret, 0, 0, eperm),  # 15
-        (ret, 0, 0, allow),  # 16
+    program: list = [
+        (ld, 0, 0, 4),  # the audit arch
+        (jeq, 0, "kill", arch),
+        (ld, 0, 0, 0),  # the syscall number
+        (jge, "kill", 0, 0x40000000),  # x32 numbers
+        *[(jeq, "eperm", 0, nr[name]) for name in REFUSED_SYSCALLS],
     ]
-    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+    if not processes:
+        program += [(jeq, "eperm", 0, nr[name]) for name in ("fork", "vfork") if name in nr]
+        program += [
+            (jeq, "enosys", 0, nr["clone3"]),
+            (jeq, 0, "allow", nr["clone"]),
+            (ld, 0, 0, 16),  # clone's flags: the low word of its first argument
+            (jset, "allow", "eperm", 0x00010000),  # CLONE_THREAD
+        ]
+    program += ["allow", (ret, 0, 0, 0x7FFF0000), "eperm", (ret, 0, 0, 0x00050000 | 1),
+                "enosys", (ret, 0, 0, 0x00050000 | 38), "kill", (ret, 0, 0, 0x80000000)]
+    labels, position = {}, 0
+    for item in program:
+        if isinstance(item, str):
+            labels[item] = position
+        else:
+            position += 1
+    code, position = [], 0
+    for item in program:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - position - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - position - 1 if isinstance(jf, str) else jf
+        code.append(struct.pack("=HBBI", op, jt, jf, k))
+        position += 1
+    return b"".join(code)
 
 
 # ------------------------------------------------------------------------------------------- processes
