@@ -75,6 +75,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import BenchError
+from .safety import clean_text
 
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
 TESTS = Path(__file__).with_name("_sandbox_tests.py")
@@ -304,9 +305,9 @@ def run_program(
                           iso.summary)
     return ProgramRun(
         exit_code=result.get("exit_code") if isinstance(result.get("exit_code"), int) else None,
-        stdout=str(result.get("stdout", "")),
-        stderr=str(result.get("stderr", "")),
-        files={str(k): str(v) for k, v in dict(result.get("files") or {}).items()},
+        stdout=_text(result.get("stdout", "")),
+        stderr=_text(result.get("stderr", "")),
+        files={_text(k): _text(v) for k, v in dict(result.get("files") or {}).items()},
         timed_out=bool(result.get("timed_out")),
         error=_one_line(result["error"]) if isinstance(result.get("error"), str) else None,
         isolation=iso.summary,
@@ -627,8 +628,13 @@ def _last_line(stream) -> str:
 # ------------------------------------------------------------------------------------------ reporting
 
 
+def _text(value) -> str:
+    """Valid UTF-8 text from whatever the sandbox sent (a lone surrogate becomes U+FFFD)."""
+    return clean_text(str(value))[0]
+
+
 def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(_text(text).split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 

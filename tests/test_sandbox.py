@@ -237,6 +237,14 @@ def test_setup_code_that_fails_is_named():
     assert report.error == "the check's setup code failed: RuntimeError: broken fake (fixture.py line 1)"
 
 
+def test_unencodable_text_from_the_answer_comes_out_valid():
+    report, _ = run("import answer\ndef test_x():\n    answer.poison()\n",
+                    "def poison():\n    raise ValueError('\\ud800 bad')\n")
+    assert report.outcomes[0].message == "ValueError: \ufffd bad (answer.py line 2)"
+    run_ = run_program({"p.sh": "printf '\\355\\240\\200' > f.txt; printf '\\377'"}, ["bash", "p.sh"])
+    assert (run_.stdout, run_.files["f.txt"]) == ("\ufffd", "\ufffd\ufffd\ufffd")
+
+
 def test_long_messages_are_cut_to_one_line():
     report, _ = run("def test_long():\n    raise AssertionError('line one\\nline two ' + 'x' * 1000)\n")
     message = report.outcomes[0].message
