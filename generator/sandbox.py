@@ -10,14 +10,15 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
 - The file system is a fresh root holding only: /usr and the /bin, /lib* links (read-only), /etc/ld.so.cache,
   the interpreter's prefix (``sys.base_prefix``, read-only; never /root, the project, the venv or the cache),
   a new /proc and a minimal /dev. The root and /dev are remounted read-only. The only writable places are
-  size-limited tmpfs mounts: the work directory ``/work`` (cwd, HOME and TMPDIR) and, for ``run_program``,
-  each of ``writable_dirs``. Nothing written there outlives the run.
+  size-limited tmpfs mounts: the work directory ``/work`` (cwd, HOME and TMPDIR), ``/tmp`` (scripts keep
+  lock files there) and, for ``run_program``, each of ``writable_dirs``. Nothing written there outlives
+  the run.
 - Mounts cannot be remounted: no capabilities, and a nested user namespace (the only way to regain them)
   is refused.
 - Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
   RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
 - A seccomp filter refuses ptrace, keyrings, perf_event_open, userfaultfd and process_vm_*.
-- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each). For Python answers the seccomp filter also
+- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
   refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
   share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
   may fork: up to ``nproc`` processes, so memory is at most ``nproc × SHELL_MEMORY_MB`` (a cgroup would
@@ -255,8 +256,8 @@ def run_program(
     """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
     iso = isolation()
     for directory in writable_dirs:
-        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
-            raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")
+        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR, "/tmp"):
+            raise ValueError(f"writable_dirs must be absolute paths other than /, /tmp and {WORKDIR}: {directory!r}")
     for name in files:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"files must be relative paths inside the work directory: {name!r}")
@@ -394,7 +395,8 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
     command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     if not prefix.startswith("/usr/"):
         command += ["--ro-bind", visible, prefix]
-    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR]
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,
+                "--size", str(tmpfs_bytes), "--tmpfs", "/tmp"]
     for directory in writable_dirs:
         command += ["--size", str(tmpfs_bytes), "--tmpfs", directory.rstrip("/")]
     # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
