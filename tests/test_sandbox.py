@@ -185,6 +185,9 @@ def test_the_fixture_runs_beside_the_answer_before_it_is_imported():
             assert answer.fetch("https://example.test/a") == {"url": "https://example.test/a"}
             assert fixture.calls() == ["https://example.test/a"]
 
+        def test_a_fixture_function_can_be_passed_to_the_answer():
+            assert answer.apply(fixture.double, 4) == 8
+
         def test_the_fixtures_exceptions_are_caught_by_name():
             try:
                 answer.fetch("https://example.test/missing")
@@ -198,6 +201,9 @@ def test_the_fixture_runs_beside_the_answer_before_it_is_imported():
 
         def fetch(url):
             return webclient.get(url)
+
+        def apply(function, value):
+            return function(value)
         """,
         setup_code="""
         import sys, types
@@ -218,6 +224,9 @@ def test_the_fixture_runs_beside_the_answer_before_it_is_imported():
 
         def calls():
             return list(CALLS)
+
+        def double(n):
+            return 2 * n
 
         sys.modules["webclient"] = types.SimpleNamespace(get=get)
         """,
