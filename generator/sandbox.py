@@ -160,7 +160,7 @@ class Isolation:
             )
         parts = [
             "bubblewrap: own user, PID, network, IPC and UTS namespaces; no capabilities; uid 65534",
-            "read-only interpreter and /usr, size-limited tmpfs the only writable place",
+            "read-only interpreter and /usr; size-limited tmpfs mounts the only writable places",
             "CPU, memory, file, descriptor and process limits",
         ]
         if self.seccomp:
@@ -256,8 +256,8 @@ def run_program(
     """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
     iso = isolation()
     for directory in writable_dirs:
-        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR, "/tmp"):
-            raise ValueError(f"writable_dirs must be absolute paths other than /, /tmp and {WORKDIR}: {directory!r}")
+        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
+            raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")
     for name in files:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"files must be relative paths inside the work directory: {name!r}")
@@ -397,8 +397,8 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         command += ["--ro-bind", visible, prefix]
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,
                 "--size", str(tmpfs_bytes), "--tmpfs", "/tmp"]
-    for directory in writable_dirs:
-        command += ["--size", str(tmpfs_bytes), "--tmpfs", directory.rstrip("/")]
+    for directory in {d.rstrip("/") for d in writable_dirs} - {"/tmp"}:  # /tmp is one already
+        command += ["--size", str(tmpfs_bytes), "--tmpfs", directory]
     # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
     command += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]
     for name, value in _environment(WORKDIR).items():
@@ -667,7 +667,7 @@ def _ended(returncode: int | None, limits: Limits) -> str:
             name = f"signal {signum}"
         if signum == signal.SIGXCPU:
             return f"CPU time limit of {limits.cpu_s} s exceeded"
-        return f"killed by {name}"
+        return f"was killed by {name}"
     return f"exited with status {returncode}"
 
 

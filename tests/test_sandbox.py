@@ -525,14 +525,15 @@ def test_a_program_runs_with_stub_commands_and_writable_directories():
         {
             "bin/podctl": "#!/bin/sh\necho \"$@\" >> calls.log\nif [ \"$1\" = list ]; then printf 'pod-1\\npod-2\\n'; fi\n",
             "job.sh": "set -e\nfor id in $(podctl list); do podctl stop \"$id\"; echo \"stopped $id\" >> /var/log/job.log; done\n"
-                      "echo done; echo warning >&2; exit 3\n",
+                      "echo done; echo warning >&2; touch /tmp/lock; exit 3\n",
         },
         ["bash", "job.sh"],
-        writable_dirs=("/var/log", "/run/lock"),
+        writable_dirs=("/var/log", "/run/lock", "/tmp"),
     )
     assert (run.exit_code, run.stdout, run.stderr, run.timed_out, run.error) == (3, "done\n", "warning\n", False, None)
     assert run.files["calls.log"] == "list\nstop pod-1\nstop pod-2\n"
     assert run.files["/var/log/job.log"] == "stopped pod-1\nstopped pod-2\n"
+    assert run.files["/tmp/lock"] == ""
     assert run.isolation == isolation().summary
 
 
