@@ -46,15 +46,23 @@ harness, a forged report line or a rewritten test function cannot reach the proc
 Forgeries that remain possible, by design:
 - The answer sees every argument it is called with, so it can special-case the inputs a test uses
   (hidden tests or randomised inputs are the remedy, not the sandbox).
-- The fixture lives beside the answer, in the same interpreter: the answer can patch it (for example the
-  counters of a fake aiohttp). Observations a fixture makes are evidence only as far as the answer left the
-  fixture alone; tests should cross-check them against what they measure themselves (timing, results).
+- The fixture lives beside the answer, in the same interpreter: the answer can read its source and state
+  and patch it (for example the counters of a fake aiohttp, or a fixture function that runs the answer
+  and reports how it went). Observations a fixture makes are evidence only as far as the answer left the
+  fixture alone: tests should call the answer themselves and measure what they can on their side (results,
+  exceptions, time), using the fixture only to set up fakes.
 - Module-level values are read on access: the answer decides what they are.
+- A test that accepts any exception (``except Exception: pass``) passes for an answer that always raises;
+  the proxies cannot help a test that asks too little.
 - ``run_program``: the script's exit status, output and files are produced inside its own sandbox, so the
   script decides them; stubs that record calls share that sandbox. They are evidence of behaviour, not a
   protected verdict.
-What the sandbox does not protect: kernel bugs; a host where unprivileged user namespaces are disabled
-(then bubblewrap fails and the user is told).
+What the sandbox does not protect:
+- Files readable under /usr and the interpreter's prefix (read-only is not invisible); a message the
+  answer raises is shown on the page.
+- Its own output: stdout and stderr go to an unlinked capture file of the parent, at most ``file_mb``.
+- Kernel and bubblewrap bugs; a host where unprivileged user namespaces are disabled (then bubblewrap
+  fails and the user is told, see ``SandboxUnavailable``); the opt-out, which is no sandbox at all.
 """
 
 from __future__ import annotations
@@ -63,7 +71,6 @@ import functools
 import json
 import os
 import platform
-import pwd
 import shutil
 import signal
 import struct
