@@ -419,10 +419,13 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         return command
     # Root is exempt from RLIMIT_NPROC: start bwrap as nobody, with the interpreter's prefix (often under
     # /root, which nobody cannot enter) bound on a directory nobody can reach, in a private mount namespace.
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    if visible == prefix:
+        return [*as_nobody, *command]
     return [
-        shutil.which("unshare") or "unshare", "--mount", "--propagation", "private", "--",
-        "/bin/sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 '
-        '--clear-groups -- "$@"', "sh", prefix, visible, *command,
+        "unshare", "--mount", "--propagation", "private", "--",
+        "/bin/sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec "$@"', "sh", prefix, visible,
+        *as_nobody, *command,
     ]
 
 
