@@ -153,17 +153,21 @@ class ProgramRun:
 class Isolation:
     """How answer code is isolated on this machine."""
 
-    mode: Literal["bubblewrap", "unsandboxed"]
+    mode: Literal["bubblewrap", "unsandboxed", "unavailable"]
+    # unsandboxed: no bubblewrap, and the user allowed running answer code without it; unavailable: refused
     bwrap: str | None  # path of bwrap
     as_nobody: bool  # bench runs as root: bwrap is started as nobody so that RLIMIT_NPROC binds
     seccomp: bool  # the seccomp filters are available (x86-64, arm64)
+    problem: str | None = None  # why bubblewrap cannot be used, when it cannot
 
     @property
     def summary(self) -> str:
+        if self.mode == "unavailable":
+            return f"no sandbox ({self.problem}): answer code is not run"
         if self.mode == "unsandboxed":
             return (
-                "NOT sandboxed (bubblewrap unavailable; allowed by BENCH_ALLOW_UNSANDBOXED): a plain child process "
-                "with CPU, memory, file size and process limits; it can read the user's files and reach the network"
+                f"NOT sandboxed ({self.problem}; allowed by {OPT_IN_ENV}): a plain child process with CPU, memory, "
+                "file size and process limits; it can read the user's files and reach the network"
             )
         parts = [
             "bubblewrap: own user, PID, network, IPC and UTS namespaces; no capabilities; uid 65534",
@@ -175,19 +179,24 @@ class Isolation:
         parts.append("tests graded in a separate process; only plain data crosses")
         return "; ".join(parts)
 
+    def required(self) -> Isolation:
+        """Itself, when answer code may run; otherwise SandboxUnavailable says what to do."""
+        if self.mode == "unavailable":
+            raise SandboxUnavailable(
+                f"cannot run answer code safely: {self.problem}. Install bubblewrap (Debian/Ubuntu: apt-get install "
+                f"bubblewrap), or run it unsandboxed at your own risk with --allow-unsandboxed ({OPT_IN_ENV}=1)."
+            )
+        return self
+
 
 def isolation() -> Isolation:
-    """The isolation answer code gets here; raises SandboxUnavailable when none is safe and none was allowed."""
+    """The isolation answer code gets here (its ``summary`` is one line for pages); never raises."""
     bwrap = shutil.which("bwrap")
     problem = _probe(bwrap, os.geteuid() == 0) if bwrap else "bubblewrap (bwrap) is not installed"
     if problem is None:
         return Isolation("bubblewrap", bwrap, os.geteuid() == 0, _seccomp_filter() is not None)
-    if os.environ.get(OPT_IN_ENV) == "1":
-        return Isolation("unsandboxed", None, False, False)
-    raise SandboxUnavailable(
-        f"cannot run answer code safely: {problem}. Install bubblewrap (Debian/Ubuntu: apt-get install "
-        f"bubblewrap), or run it unsandboxed at your own risk with --allow-unsandboxed ({OPT_IN_ENV}=1)."
-    )
+    mode = "unsandboxed" if os.environ.get(OPT_IN_ENV) == "1" else "unavailable"
+    return Isolation(mode, None, False, False, problem)
 
 
 # ------------------------------------------------------------------------------------------ python tests
@@ -199,7 +208,7 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
     In the test code ``import answer`` and ``import fixture`` (``setup_code``, run beside the answer before
     it is imported) give proxies: functions are called with plain data and return plain data.
     """
-    iso = isolation()
+    iso = isolation().required()
     private = Path(tempfile.mkdtemp(prefix="bench-tests-"))
     pipes: list[int] = []
     try:
@@ -261,7 +270,7 @@ def run_program(
     env: dict[str, str] | None = None,
 ) -> ProgramRun:
     """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
-    iso = isolation()
+    iso = isolation().required()
     for directory in writable_dirs:
         if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
             raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")

@@ -508,10 +508,12 @@ def test_without_bubblewrap_answer_code_is_refused_unless_allowed(monkeypatch):
     )
     with pytest.raises(SandboxUnavailable):
         run_program({}, ["true"])
+    assert isolation().summary == "no sandbox (bubblewrap (bwrap) is not installed): answer code is not run"
     monkeypatch.setenv(sandbox.OPT_IN_ENV, "1")
     report = run_python_tests(ADD, "import answer\ndef test_x():\n    assert answer.add(1, 2) == 3\n")
     assert report.outcomes == (TestOutcome("test_x", True, ""),)
-    assert report.isolation.startswith("NOT sandboxed (bubblewrap unavailable; allowed by BENCH_ALLOW_UNSANDBOXED)")
+    assert report.isolation.startswith(
+        "NOT sandboxed (bubblewrap (bwrap) is not installed; allowed by BENCH_ALLOW_UNSANDBOXED)")
     program = run_program({"hello.sh": "echo hi; echo kept > out.txt"}, ["/bin/sh", "hello.sh"])
     assert (program.exit_code, program.stdout, program.files["out.txt"]) == (0, "hi\n", "kept\n")
     assert program.isolation.startswith("NOT sandboxed")
