@@ -169,7 +169,13 @@ def describe(obj) -> dict:
         raise TypeError(f"{obj.__name__} is a module; only functions and plain data cross to the tests")
     if callable(obj):
         is_async = inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
-        return {"function": {"async": bool(is_async)}}
+        try:
+            signature = str(inspect.signature(obj))
+        except (TypeError, ValueError):
+            signature = None
+        doc = inspect.getdoc(obj)
+        return {"function": {"async": bool(is_async), "doc": doc if isinstance(doc, str) else None,
+                             "signature": signature}}
     return {"value": encode(obj)}
 
 

@@ -122,8 +122,8 @@ def encode(value, depth: int = 0):
         return value
     if isinstance(value, (bytes, bytearray)):
         return {"b": base64.b64encode(bytes(value)).decode()}
-    if isinstance(value, RemoteFunction):
-        return {"r": [value.module, value.name]}
+    if callable(value) and isinstance(getattr(value, "sandboxed", None), tuple):
+        return {"r": list(value.sandboxed)}
     if isinstance(value, dict):
         return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
     for kind, tag in ((list, "l"), (tuple, "t"), (frozenset, "f"), (set, "s")):
@@ -210,36 +210,36 @@ def _instantiate(cls: type, args, message: str):
 # ---------------------------------------------------------------------------------------------- proxies
 
 
-class RemoteFunction:
-    """A function of the sandboxed answer (or fixture): calling it sends plain data and gets plain data back."""
+def remote_function(channel: Channel, module: str, name: str, about: dict):
+    """A local function standing for a function of the sandboxed answer (or fixture): calling it sends plain
+    data and gets plain data back. An async function's stand-in is itself ``async def``."""
 
-    def __init__(self, channel: Channel, module: str, name: str, is_async: bool):
-        self.channel, self.module, self.name, self.is_async = channel, module, name, is_async
-        self.__name__ = self.__qualname__ = name
-
-    def _call(self, args, kwargs):
-        reply = self.channel.request({"op": "call", "module": self.module, "name": self.name,
-                                      "args": encode(tuple(args)), "kwargs": encode(dict(kwargs))})
+    def call(args, kwargs):
+        reply = channel.request({"op": "call", "module": module, "name": name,
+                                 "args": encode(tuple(args)), "kwargs": encode(dict(kwargs))})
         if "raise" in reply:
             raise remote_exception(reply["raise"])
         return decode(reply.get("value")), reply.get("awaited") is True
 
-    def __call__(self, *args, **kwargs):
-        if self.is_async:
-            async def remote_call():
-                return self._call(args, kwargs)[0]
+    if about.get("async") is True:
+        async def function(*args, **kwargs):
+            return call(args, kwargs)[0]
+    else:
+        def function(*args, **kwargs):
+            value, awaited = call(args, kwargs)
+            if awaited:  # it returned an awaitable, which the sandbox awaited: give the tests one too
+                async def done():
+                    return value
 
-            return remote_call()
-        value, awaited = self._call(args, kwargs)
-        if awaited:
-            async def done():
-                return value
+                return done()
+            return value
 
-            return done()
-        return value
-
-    def __repr__(self) -> str:
-        return f"<{'async ' if self.is_async else ''}function {self.module}.{self.name} (in the sandbox)>"
+    function.__name__ = function.__qualname__ = name
+    function.__module__ = module
+    function.__doc__ = about["doc"][:4000] if isinstance(about.get("doc"), str) else None
+    function.signature = about["signature"][:1000] if isinstance(about.get("signature"), str) else None
+    function.sandboxed = (module, name)  # passed back to the answer by name
+    return function
 
 
 class RemoteModule:
@@ -251,14 +251,15 @@ class RemoteModule:
     def __getattr__(self, attr: str):
         if attr == "__all__":
             names = decode(self._channel.request({"op": "names", "module": self.__name__}).get("value"))
-            return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+            # Never a test_* name: a star import must not replace the tests' own functions.
+            return [n for n in names if isinstance(n, str) and not n.startswith("test")] if isinstance(names, list) else []
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)
         reply = self._channel.request({"op": "get", "module": self.__name__, "name": attr})
         if "raise" in reply:
             raise remote_exception(reply["raise"])
         if isinstance(reply.get("function"), dict):
-            return RemoteFunction(self._channel, self.__name__, attr, reply["function"].get("async") is True)
+            return remote_function(self._channel, self.__name__, attr, reply["function"])
         if "exception" in reply:
             return exception_class(reply["exception"])
         return decode(reply.get("value"))

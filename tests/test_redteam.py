@@ -265,6 +265,13 @@ def test_no_forgery_passes_and_a_correct_answer_still_does():
     assert right.error is None and [o.passed for o in right.outcomes] == [True, True], right
 
 
+def test_a_star_import_cannot_replace_the_tests():
+    # The answer's own test_* functions would replace the tests' if a star import brought them in.
+    answer = WRONG + "def test_adds():\n    pass\ndef test_adds_again():\n    pass\ntest_x = 1\n"
+    report = run_python_tests(answer, textwrap.dedent(TESTS) + "\nfrom answer import *\n", LIMITS)
+    assert [(o.name, o.passed) for o in report.outcomes] == [("test_adds", False), ("test_adds_again", False)]
+
+
 # ------------------------------------------------------------------------------------------------ escapes
 
 

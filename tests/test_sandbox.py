@@ -99,6 +99,10 @@ def test_plain_data_async_functions_constants_and_exceptions_cross():
 
         def test_async_function_gives_an_awaitable():
             assert asyncio.run(answer.double_later(21)) == 42
+            import inspect
+            assert inspect.iscoroutinefunction(answer.double_later)
+            assert answer.double_later.__doc__ == "Twice n, a moment later."
+            assert answer.double_later.signature == "(n: int) -> int"
 
         def test_constants_are_read():
             assert LIMIT == 3 and answer.NAMES == ["x", "y"]
@@ -143,7 +147,8 @@ def test_plain_data_async_functions_constants_and_exceptions_cross():
         def echo(value):
             return value
 
-        async def double_later(n):
+        async def double_later(n: int) -> int:
+            'Twice n, a moment later.'
             await asyncio.sleep(0)
             return 2 * n
 
