@@ -21,8 +21,9 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
 - Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
   refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
   share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
-  may fork: up to ``nproc`` processes, so memory is at most ``nproc × SHELL_MEMORY_MB`` (a cgroup would
-  bound it tighter; unprivileged users have none to use).
+  may fork: up to ``nproc`` processes of at most SHELL_MEMORY_MB each, and the parent sums the resident
+  memory of all of them every WATCH_S and kills the sandbox above ``memory_mb`` (a cgroup would bound it
+  exactly; unprivileged users have none to use).
 - RLIMIT_NPROC binds only for a user other than root (the kernel exempts uid 0). When bench itself runs as
   root, bwrap is started as nobody, with the interpreter's prefix bound where nobody can reach it in a
   private mount namespace (``unshare``, ``mount``, ``setpriv`` from util-linux).
@@ -94,6 +95,7 @@ MESSAGE_BYTES = 4_000_000  # largest message either side accepts
 FILE_CHARS = 20_000  # text kept of each file a program left behind
 PROGRAM_FILES = 200  # files kept of a program's directories
 SHELL_MEMORY_MB = 256  # address space of each process of a shell program
+WATCH_S = 0.05  # how often the memory of a shell program's processes is summed
 NOFILE = 256
 WORKDIR = "/work"
 NOBODY = 65534
@@ -306,11 +308,14 @@ def run_program(
                     pass
             deadline = time.monotonic() + limits.wall_s
             with os.fdopen(reply_r, "rb") as reply:
-                data = _read_until(reply, deadline, MESSAGE_BYTES)
-            timed_out = not _wait(proc, deadline)
+                data, over_memory = _read_until(reply, deadline, MESSAGE_BYTES, proc, limits.memory_mb)
+            timed_out = not over_memory and not _wait(proc, deadline)
         finally:
             _kill(proc)
         last = _last_line(output)
+    if over_memory:
+        return ProgramRun(None, "", "", {}, False, f"the program's processes together used more than "
+                          f"{limits.memory_mb} MB of memory; all were killed", iso.summary)
     try:
         result = json.loads(data) if data else None
     except ValueError:
@@ -574,7 +579,10 @@ def _wait(proc: subprocess.Popen, deadline: float) -> bool:
 def _kill(proc: subprocess.Popen) -> None:
     """Kill a process group started with start_new_session and reap it; for bwrap, also the sandbox's PID 1
     (its own session), which takes every process of the sandbox's PID namespace with it, and wait for it."""
-    sandbox_init = _sandbox_init(proc)
+    sandbox_init = _sandbox_pid(proc)
+    if getattr(proc, "bench_info_fd", None) is not None:
+        os.close(proc.bench_info_fd)
+        proc.bench_info_fd = None
     for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill,
                  lambda: sandbox_init and os.kill(sandbox_init, signal.SIGKILL)):
         try:
@@ -594,40 +602,65 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
     except (OSError, IndexError):
         return False
-    if getattr(proc, "bench_workdir", None):
-        shutil.rmtree(proc.bench_workdir, ignore_errors=True)
 
 
-def _sandbox_init(proc: subprocess.Popen) -> int | None:
-    """The host PID of the sandbox's PID 1, from bwrap's --info-fd (written before the program starts)."""
+def _sandbox_pid(proc: subprocess.Popen) -> int | None:
+    """The host PID of the sandbox's PID 1, from bwrap's --info-fd (written before the program starts);
+    None until bwrap has written it, or without bwrap."""
+    if getattr(proc, "bench_sandbox_pid", None):
+        return proc.bench_sandbox_pid
     fd = getattr(proc, "bench_info_fd", None)
     if fd is None:
         return None
-    proc.bench_info_fd = None
     try:
         os.set_blocking(fd, False)
         data = os.read(fd, 65536)
     except OSError:
-        data = b""
-    finally:
-        os.close(fd)
+        return None
+    os.close(fd)
+    proc.bench_info_fd = None
     try:  # bwrap's own object comes first; nothing after it is read
         pid = json.JSONDecoder().raw_decode(data.decode("utf-8", "replace").lstrip())[0].get("child-pid")
     except (ValueError, AttributeError):
         return None
-    return pid if isinstance(pid, int) and pid > 1 else None
+    proc.bench_sandbox_pid = pid if isinstance(pid, int) and pid > 1 else None
+    return proc.bench_sandbox_pid
 
 
-def _read_until(stream, deadline: float, limit: int) -> bytes:
+def _memory_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    seen, stack, pages = set(), [root], 0
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                pages += int(f.read().split()[1])
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                    stack += [int(child) for child in f.read().split()]
+        except (OSError, ValueError, IndexError):
+            pass
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _read_until(stream, deadline: float, limit: int, proc: subprocess.Popen, memory_mb: int) -> tuple[bytes, bool]:
+    """What the sandbox sends until it closes the pipe or ``deadline``, watching the memory of all its
+    processes together every WATCH_S; (data, True) as soon as they hold more than ``memory_mb``."""
     import select
 
     chunks, size = [], 0
     fd = stream.fileno()
     while size <= limit:
+        sandbox = _sandbox_pid(proc)
+        if sandbox and _memory_mb(sandbox) > memory_mb:
+            return b"", True
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+        ready, _, _ = select.select([fd], [], [], min(left, WATCH_S))
         if not ready:
             continue
         chunk = os.read(fd, 65536)
@@ -635,7 +668,7 @@ def _read_until(stream, deadline: float, limit: int) -> bytes:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks)[:limit]
+    return b"".join(chunks)[:limit], False
 
 
 def _last_line(stream) -> str:

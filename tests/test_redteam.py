@@ -553,3 +553,13 @@ def _processes_running(marker: bytes) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def test_shell_children_cannot_add_up_past_the_memory_limit():
+    python = os.path.realpath(sys.executable)
+    hog = f"{python} -c 'import time; kept = b\"x\" * (150 * 2**20); time.sleep(20)'"
+    start = time.monotonic()
+    run = run_program({"hog.sh": f"for i in 1 2 3 4 5 6 7 8; do {hog} & done; wait\n"}, ["bash", "hog.sh"],
+                      Limits(wall_s=15, memory_mb=512))
+    assert run.error == "the program's processes together used more than 512 MB of memory; all were killed", run
+    assert time.monotonic() - start < 10
