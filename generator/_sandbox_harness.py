@@ -263,18 +263,43 @@ def run_program() -> None:
                    threading.Thread(target=drain, args=(proc.stderr, outputs["stderr"]), daemon=True)]
         for reader in readers:
             reader.start()
-        try:
-            result["exit_code"] = proc.wait(timeout=spec["wall_s"])
-        except subprocess.TimeoutExpired:
-            result["timed_out"] = True
+        import time
+
+        # Under bwrap this process is PID 1 of the sandbox (--as-pid-1): the program cannot kill it, and
+        # every orphan it leaves is reparented here, so all children are reaped here, the program's included.
+        deadline = time.monotonic() + spec["wall_s"]
+        while proc.returncode is None:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == proc.pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            elif pid == 0:
+                if time.monotonic() >= deadline:
+                    result["timed_out"] = True
+                    break
+                time.sleep(0.005)
+        result["exit_code"] = proc.returncode
         _kill_the_rest(proc.pid)
-        proc.wait()
+        _reap_all(time.monotonic() + 1)
         for reader in readers:
             reader.join(timeout=1)
     for name, kept in outputs.items():
         result[name] = bytes(kept).decode("utf-8", "replace")[: spec["output_chars"]]
     result["files"] = collect(spec)
     pipe.send(result)
+
+
+def _reap_all(deadline: float) -> None:
+    import time
+
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.005)
+        except ChildProcessError:
+            return
 
 
 def _not_dumpable() -> None:
@@ -288,9 +313,9 @@ def _not_dumpable() -> None:
 
 
 def _kill_the_rest(pgid: int) -> None:
-    # In the sandbox's own PID namespace (this process is PID 2 under bwrap's init), -1 is every process of
-    # the sandbox but this one and init: background jobs that left the program's group included.
-    if CONFIG.get("pid_namespace") and os.getpid() <= 3:
+    # In the sandbox's own PID namespace (this process is its PID 1), -1 is every process of the sandbox
+    # but this one: background jobs that left the program's group included.
+    if CONFIG.get("pid_namespace") and os.getpid() == 1:
         try:
             os.kill(-1, signal.SIGKILL)
         except OSError:

@@ -313,16 +313,16 @@ def run_program(
         finally:
             _kill(proc)
         last = _last_line(output)
-    if over_memory:
-        return ProgramRun(None, "", "", {}, False, f"the program's processes together used more than "
-                          f"{limits.memory_mb} MB of memory; all were killed", iso.summary)
+    if over_memory:  # the program's doing, like the kernel's OOM killer: a killed program, not a broken sandbox
+        return ProgramRun(-signal.SIGKILL, "", f"killed: the program's processes together used more than "
+                          f"{limits.memory_mb} MB of memory", {}, False, None, iso.summary)
     try:
         result = json.loads(data) if data else None
     except ValueError:
         result = None
     if not isinstance(result, dict):
-        why = f"timed out after {limits.wall_s:g} s" if timed_out else _ended(proc.returncode, limits)
-        return ProgramRun(None, "", "", {}, timed_out, _one_line(f"the program's sandbox gave no result: {why}"
+        why = f"timed out after {limits.wall_s:g} s" if timed_out else f"its harness {_ended(proc.returncode, limits)}"
+        return ProgramRun(None, "", "", {}, timed_out, _one_line(f"the program's sandbox gave no result ({why})"
                                                                    + (f"; its last output: {last}" if last else "")),
                           iso.summary)
     return ProgramRun(
@@ -377,7 +377,7 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
             pass_fds.append(filter_fd)
         info_r, info_w = os.pipe()
         pass_fds.append(info_w)
-        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w)
+        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w, as_pid_1=processes)
         cwd, env = "/", {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     try:
         proc = subprocess.Popen(
@@ -399,7 +399,7 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
 
 
 def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_dirs: tuple[str, ...],
-                   filter_fd: int | None, info_fd: int | None = None) -> list[str]:
+                   filter_fd: int | None, info_fd: int | None = None, as_pid_1: bool = False) -> list[str]:
     prefix = os.path.realpath(sys.base_prefix)
     visible = _visible_prefix(prefix) if iso.as_nobody else prefix
     command = [
@@ -428,6 +428,8 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         command += ["--seccomp", str(filter_fd)]
     if info_fd is not None:
         command += ["--info-fd", str(info_fd)]
+    if as_pid_1:  # the harness of a program: PID 1 cannot be killed from inside its namespace
+        command += ["--as-pid-1"]
     command += ["--", *argv]
     if not iso.as_nobody:
         return command

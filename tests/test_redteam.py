@@ -441,6 +441,12 @@ def test_a_shell_program_cannot_escape_either(canary):
     assert "bubblewrap" in run.isolation
 
 
+def test_a_shell_program_cannot_silence_its_harness():
+    run = run_program({"kill.sh": "kill -9 1; kill -STOP 1; kill -9 -1; echo still here; exit 4\n"},
+                      ["bash", "kill.sh"], Limits(wall_s=10))
+    assert (run.exit_code, run.stdout, run.error) == (4, "still here\n", None), run
+
+
 # -------------------------------------------------------------------------------------------------- bombs
 
 BOMBS = {
@@ -522,7 +528,7 @@ def test_resource_bombs_are_contained():
         assert report.outcomes and not report.outcomes[0].passed, (name, report)
         assert BOMBS[name][1] in report.outcomes[0].message, (name, report)
         assert report.error is None, (name, report)
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 45
 
 
 def test_a_shell_fork_bomb_and_disk_fill_are_contained():
@@ -537,7 +543,7 @@ def test_a_shell_fork_bomb_and_disk_fill_are_contained():
             """},
         ["bash", script], Limits(wall_s=4, file_mb=4, nproc=32),
     )
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 15
     assert "big: 1" in run.stdout or "big: 153" in run.stdout, run  # stopped at the file size limit
     used = next(line for line in run.stdout.splitlines() if line.startswith("used: "))
     assert int(used.split()[1]) <= 16, run.stdout  # the tmpfs holds 4 × file_mb
@@ -561,5 +567,6 @@ def test_shell_children_cannot_add_up_past_the_memory_limit():
     start = time.monotonic()
     run = run_program({"hog.sh": f"for i in 1 2 3 4 5 6 7 8; do {hog} & done; wait\n"}, ["bash", "hog.sh"],
                       Limits(wall_s=15, memory_mb=512))
-    assert run.error == "the program's processes together used more than 512 MB of memory; all were killed", run
-    assert time.monotonic() - start < 10
+    assert (run.exit_code, run.stderr, run.error) == (
+        -9, "killed: the program's processes together used more than 512 MB of memory", None), run
+    assert time.monotonic() - start < 12

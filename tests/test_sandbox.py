@@ -311,7 +311,7 @@ def test_an_endless_loop_is_killed_at_the_wall_clock_limit_with_its_whole_sandbo
     assert [(o.name, o.passed) for o in report.outcomes] == [
         ("test_first", True), ("test_spins", False), ("test_never_reached", False)]
     assert report.outcomes[1].message == "did not finish: timed out after 1.5 s; the sandbox's processes were killed"
-    assert took < 4
+    assert took < 6
     assert sandbox_processes(1021) == []
 
 
@@ -320,7 +320,7 @@ def test_cpu_time_is_limited():
                        "def spin():\n    while True:\n        pass\n", cpu_s=1, wall_s=10)
     assert report.error == "CPU time limit of 1 s exceeded"
     assert report.outcomes == (TestOutcome("test_spins", False, "did not finish: CPU time limit of 1 s exceeded"),)
-    assert took < 5
+    assert took < 8
 
 
 def test_a_10_gb_allocation_fails_with_memory_error():
