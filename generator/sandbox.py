@@ -95,7 +95,8 @@ MESSAGE_BYTES = 4_000_000  # largest message either side accepts
 FILE_CHARS = 20_000  # text kept of each file a program left behind
 PROGRAM_FILES = 200  # files kept of a program's directories
 SHELL_MEMORY_MB = 256  # address space of each process of a shell program
-WATCH_S = 0.05  # how often the memory of a shell program's processes is summed
+WATCH_S = 0.05  # how often the memory and files of the sandbox's processes are summed
+MAX_FILES = 10_000  # files and directories in the sandbox's tmpfs mounts together
 NOFILE = 256
 WORKDIR = "/work"
 NOBODY = 65534
@@ -241,7 +242,16 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
                     os.close(fd)
                 pipes = []
                 deadline = time.monotonic() + limits.wall_s
-                timed_out = not _wait(trusted, deadline)
+                excess: list[str] = []
+
+                def watch() -> bool:
+                    found = _excess(answer, limits, (WORKDIR, "/tmp"))
+                    if found:
+                        excess.append(found)
+                        _kill(answer)  # the tests see the answer's process end
+                    return False
+
+                timed_out = not _wait(trusted, deadline, watch)
                 report.seek(0)
                 events = _events(report.read(REPORT_BYTES))
                 # When the tests saw the answer's process go, it may still be ending: its status tells why.
@@ -253,7 +263,7 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
                 _kill(answer)
             return _assemble(
                 events, answer.returncode, trusted.returncode, timed_out, limits,
-                _last_line(answer_output), _last_line(test_output), iso.summary,
+                _last_line(answer_output), _last_line(test_output), iso.summary, excess[0] if excess else None,
             )
     finally:
         for fd in pipes:
@@ -307,15 +317,15 @@ def run_program(
                 except BrokenPipeError:
                     pass
             deadline = time.monotonic() + limits.wall_s
+            mounts = (WORKDIR, "/tmp", *(d.rstrip("/") for d in writable_dirs if d.rstrip("/") != "/tmp"))
             with os.fdopen(reply_r, "rb") as reply:
-                data, over_memory = _read_until(reply, deadline, MESSAGE_BYTES, proc, limits.memory_mb)
-            timed_out = not over_memory and not _wait(proc, deadline)
+                data, excess = _read_until(reply, deadline, MESSAGE_BYTES, proc, limits, mounts)
+            timed_out = not excess and not _wait(proc, deadline)
         finally:
             _kill(proc)
         last = _last_line(output)
-    if over_memory:  # the program's doing, like the kernel's OOM killer: a killed program, not a broken sandbox
-        return ProgramRun(-signal.SIGKILL, "", f"killed: the program's processes together used more than "
-                          f"{limits.memory_mb} MB of memory", {}, False, None, iso.summary)
+    if excess:  # the program's doing, like the kernel's OOM killer: a killed program, not a broken sandbox
+        return ProgramRun(-signal.SIGKILL, "", f"killed: {excess}", {}, False, None, iso.summary)
     try:
         result = json.loads(data) if data else None
     except ValueError:
@@ -563,16 +573,17 @@ def _environment(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
 
 
-def _wait(proc: subprocess.Popen, deadline: float) -> bool:
-    """Wait for ``proc`` until ``deadline``; True when it ended."""
+def _wait(proc: subprocess.Popen, deadline: float, watch=None) -> bool:
+    """Wait for ``proc`` until ``deadline``, or until ``watch()`` (called every WATCH_S) is true; True when
+    it ended."""
     while True:
         if proc.poll() is not None:
             return True
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or (watch is not None and watch()):
             return False
         try:
-            proc.wait(timeout=min(left, 0.05))
+            proc.wait(timeout=min(left, WATCH_S))
             return True
         except subprocess.TimeoutExpired:
             pass
@@ -629,6 +640,29 @@ def _sandbox_pid(proc: subprocess.Popen) -> int | None:
     return proc.bench_sandbox_pid
 
 
+def _excess(proc: subprocess.Popen, limits: Limits, mounts: tuple[str, ...]) -> str | None:
+    """What the sandbox's processes hold together beyond its limits (memory, files), or None."""
+    sandbox = _sandbox_pid(proc)
+    if not sandbox:
+        return None
+    if _memory_mb(sandbox) > limits.memory_mb:
+        return f"the processes together used more than {limits.memory_mb} MB of memory"
+    used = 0
+    try:  # until bwrap has moved the sandbox onto its new root, /proc/PID/root is the host's
+        ready = os.stat(f"/proc/{sandbox}/root").st_dev != os.stat("/").st_dev
+    except OSError:
+        ready = False
+    for mount in mounts if ready else ():  # tmpfs inodes cost kernel memory; their number has no limit
+        try:
+            info = os.statvfs(f"/proc/{sandbox}/root{mount}")
+            used += info.f_files - info.f_ffree
+        except OSError:
+            pass
+    if used > MAX_FILES:
+        return f"more than {MAX_FILES} files were created"
+    return None
+
+
 def _memory_mb(root: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
     seen, stack, pages = set(), [root], 0
@@ -648,17 +682,18 @@ def _memory_mb(root: int) -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _read_until(stream, deadline: float, limit: int, proc: subprocess.Popen, memory_mb: int) -> tuple[bytes, bool]:
-    """What the sandbox sends until it closes the pipe or ``deadline``, watching the memory of all its
-    processes together every WATCH_S; (data, True) as soon as they hold more than ``memory_mb``."""
+def _read_until(stream, deadline: float, limit: int, proc: subprocess.Popen, limits: Limits,
+                mounts: tuple[str, ...]) -> tuple[bytes, str | None]:
+    """What the sandbox sends until it closes the pipe or ``deadline``, watching its processes every WATCH_S;
+    (b"", why) as soon as they hold more than their limits allow together."""
     import select
 
     chunks, size = [], 0
     fd = stream.fileno()
     while size <= limit:
-        sandbox = _sandbox_pid(proc)
-        if sandbox and _memory_mb(sandbox) > memory_mb:
-            return b"", True
+        excess = _excess(proc, limits, mounts)
+        if excess:
+            return b"", excess
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -670,7 +705,7 @@ def _read_until(stream, deadline: float, limit: int, proc: subprocess.Popen, mem
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks)[:limit], False
+    return b"".join(chunks)[:limit], None
 
 
 def _last_line(stream) -> str:
@@ -726,7 +761,8 @@ def _ended(returncode: int | None, limits: Limits) -> str:
 
 
 def _assemble(events: list[dict], answer_status: int | None, tests_status: int | None, timed_out: bool,
-              limits: Limits, answer_last: str, tests_last: str, summary: str) -> SandboxReport:
+              limits: Limits, answer_last: str, tests_last: str, summary: str,
+              excess: str | None = None) -> SandboxReport:
     names: list[str] = []
     results: dict[str, TestOutcome] = {}
     ended: set[str] = set()
@@ -749,6 +785,8 @@ def _assemble(events: list[dict], answer_status: int | None, tests_status: int |
 
     if timed_out:
         error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
+    elif (ended or answer_gone) and excess:
+        error = f"the answer's process was killed: {excess}"
     elif (ended or answer_gone) and error is None:
         why = _ended(answer_status, limits)
         text = why if why.startswith("CPU") else f"the answer's process {why}"

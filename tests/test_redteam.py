@@ -498,6 +498,12 @@ BOMBS = {
                 with open(f"fill-{i}", "wb") as f:
                     f.write(block)
         """, "No space left on device"),
+    "a million empty files": ("""
+        import os
+        def attempt():
+            for i in range(1_000_000):
+                os.mkdir(f"d{i}")
+        """, "killed: more than 10000 files were created"),  # a whole-run error: the answer was killed
     "disk fill in /tmp": ("""
         def attempt():
             block = b"x" * (1024 * 1024)
@@ -527,7 +533,7 @@ def test_resource_bombs_are_contained():
     for name, report in reports.items():
         assert report.outcomes and not report.outcomes[0].passed, (name, report)
         assert BOMBS[name][1] in report.outcomes[0].message, (name, report)
-        assert report.error is None, (name, report)
+        assert report.error is None or BOMBS[name][1] in report.error, (name, report)
     assert time.monotonic() - start < 45
 
 
@@ -568,5 +574,11 @@ def test_shell_children_cannot_add_up_past_the_memory_limit():
     run = run_program({"hog.sh": f"for i in 1 2 3 4 5 6 7 8; do {hog} & done; wait\n"}, ["bash", "hog.sh"],
                       Limits(wall_s=15, memory_mb=512))
     assert (run.exit_code, run.stderr, run.error) == (
-        -9, "killed: the program's processes together used more than 512 MB of memory", None), run
+        -9, "killed: the processes together used more than 512 MB of memory", None), run
     assert time.monotonic() - start < 12
+
+
+def test_shell_files_cannot_add_up_past_the_file_count():
+    run = run_program({"files.sh": "for i in $(seq 1 50); do mkdir -p d$i/{1..2000}; done; sleep 5\n"},
+                      ["bash", "files.sh"], Limits(wall_s=15))
+    assert (run.exit_code, run.stderr) == (-9, "killed: more than 10000 files were created"), run
