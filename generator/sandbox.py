@@ -21,9 +21,10 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
 - Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
   refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
   share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
-  may fork: up to ``nproc`` processes of at most SHELL_MEMORY_MB each, and the parent sums the resident
-  memory of all of them every WATCH_S and kills the sandbox above ``memory_mb`` (a cgroup would bound it
-  exactly; unprivileged users have none to use).
+  may fork: up to ``nproc`` processes of at most SHELL_MEMORY_MB each. For both, the parent sums the
+  resident memory of all the sandbox's processes, and counts the files in its tmpfs mounts (each costs
+  kernel memory, and tmpfs has no file limit bwrap can set), every WATCH_S, and kills the sandbox above
+  ``memory_mb`` or MAX_FILES (a cgroup would bound memory exactly; unprivileged users have none to use).
 - RLIMIT_NPROC binds only for a user other than root (the kernel exempts uid 0). When bench itself runs as
   root, bwrap is started as nobody, with the interpreter's prefix bound where nobody can reach it in a
   private mount namespace (``unshare``, ``mount``, ``setpriv`` from util-linux).
