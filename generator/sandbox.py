@@ -210,7 +210,17 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
     """Run ``test_code``'s test_* functions, in a trusted process, against ``answer_code`` in the sandbox.
 
     In the test code ``import answer`` and ``import fixture`` (``setup_code``, run beside the answer before
-    it is imported) give proxies: functions are called with plain data and return plain data.
+    it is imported, e.g. a fake library put in sys.modules) give proxies. What works there:
+    - calling functions with plain data and comparing the plain data they return;
+    - async functions: ``asyncio.run(answer.fetch_all(urls))`` (the coroutine runs with asyncio.run in the
+      sandbox; awaits of answer functions run one after another);
+    - module-level plain data, read at each access (``fixture.STATE``; ``from fixture import STATE`` is a copy);
+    - exceptions: ``except ValueError``, ``except fixture.ClientError`` (a stand-in class of that name);
+    - a function of answer or fixture as an argument: ``answer.retry(fixture.flaky, 3)``;
+    - ``answer.f.__doc__``, ``answer.f.signature`` (text), ``inspect.iscoroutinefunction(answer.f)``.
+    What does not: instances of the answer's classes, generators, callbacks defined in the tests,
+    ``isinstance`` against the answer's classes, attribute chains (``answer.Cls.method``), setting attributes
+    of answer or fixture from the tests.
     """
     iso = isolation().required()
     private = Path(tempfile.mkdtemp(prefix="bench-tests-"))
