@@ -535,7 +535,7 @@ def test_a_program_runs_with_stub_commands_and_writable_directories():
                       "echo done; echo warning >&2; touch /tmp/lock; exit 3\n",
         },
         ["bash", "job.sh"],
-        writable_dirs=("/var/log", "/run/lock", "/tmp"),
+        writable_dirs=("/var/log/job", "/var/log", "/run/lock", "/tmp"),
     )
     assert (run.exit_code, run.stdout, run.stderr, run.timed_out, run.error) == (3, "done\n", "warning\n", False, None)
     assert run.files["calls.log"] == "list\nstop pod-1\nstop pod-2\n"
@@ -572,7 +572,7 @@ def test_the_cli_flag_opts_in_for_run_and_render(monkeypatch, tmp_path):
         monkeypatch.delenv(sandbox.OPT_IN_ENV)
 
 
-def test_a_missing_sandbox_stops_the_checks_with_one_message(monkeypatch):
+def test_without_a_sandbox_a_code_check_is_an_error_that_says_what_to_do(monkeypatch):
     from generator.checks import run_checks
     from generator.config import TaskSpec
 
@@ -580,5 +580,5 @@ def test_a_missing_sandbox_stops_the_checks_with_one_message(monkeypatch):
     monkeypatch.delenv(sandbox.OPT_IN_ENV, raising=False)
     task = TaskSpec.model_validate({"id": "t", "title": "T", "prompt": "p",
                                     "checks": [{"type": "python", "code": "def test_x():\n    pass\n"}]})
-    with pytest.raises(SandboxUnavailable, match="Install bubblewrap"):
-        run_checks(task, "```python\ndef f():\n    pass\n```\n")
+    (result,) = run_checks(task, "```python\ndef f():\n    pass\n```\n")
+    assert result.status == "error" and "Install bubblewrap" in result.detail, result
