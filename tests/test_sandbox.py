@@ -582,3 +582,17 @@ def test_without_a_sandbox_a_code_check_is_an_error_that_says_what_to_do(monkeyp
                                     "checks": [{"type": "python", "code": "def test_x():\n    pass\n"}]})
     (result,) = run_checks(task, "```python\ndef f():\n    pass\n```\n")
     assert result.status == "error" and "Install bubblewrap" in result.detail, result
+
+
+def test_an_unsandboxed_code_check_says_so_in_its_detail(monkeypatch):
+    from generator.checks import run_checks
+    from generator.config import TaskSpec
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv(sandbox.OPT_IN_ENV, "1")
+    task = TaskSpec.model_validate({"id": "t", "title": "T", "prompt": "p", "checks": [
+        {"type": "python", "code": "import answer\ndef test_x():\n    assert answer.f() == 1\n"}]})
+    (result,) = run_checks(task, "```python\ndef f():\n    return 1\n```\n")
+    assert (result.status, result.detail) == (
+        "pass", "1 of 1 tests pass; NOT sandboxed (bubblewrap (bwrap) is not installed; allowed by "
+                "BENCH_ALLOW_UNSANDBOXED)"), result
