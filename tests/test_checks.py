@@ -328,7 +328,7 @@ exit 0
 def shell_spec(**expect):
     return dict(type="shell", stubs={"podctl": STUB}, writable_dirs=["/var/log"], log_file="/var/log/x.log",
                 scenarios=[{"name": "stops both", "expect": {"exit": "zero", "stop_calls": ["pod-a", "pod-b"],
-                                                              "logged": ["pod-a"]}},
+                                                              "logged": ["pod-a", "pod-b"]}},
                            {"name": "listing fails", "env": {"FAIL": "1"}, "expect": {"exit": "nonzero"}}])
 
 
