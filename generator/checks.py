@@ -248,11 +248,12 @@ def _contains(check: ContainsCheck, answer: ParsedAnswer) -> Outcome:
     return Outcome(True, detail)
 
 
-def _negated(text: str, index: int) -> bool:
-    """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not)."""
+def _negated(text: str, index: int, end: int | None = None) -> bool:
+    """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not), or,
+    given ``end``, anywhere from the sentence's start to ``end`` ("a Character never puppets an Account")."""
     starts = [m.end() for m in _SENTENCE.finditer(text, 0, index)]
     start = starts[-1] if starts else 0
-    return bool(_NEGATION.search(text[start:index]))
+    return bool(_NEGATION.search(text[start:index if end is None else end]))
 
 
 def _regex(check: RegexCheck, answer: ParsedAnswer) -> Outcome:
@@ -264,7 +265,7 @@ def _regex(check: RegexCheck, answer: ParsedAnswer) -> Outcome:
     negated = 0
     for match in re.finditer(check.pattern, text, flags):
         # A forbidden claim stated in a negated sentence ("a Character never puppets an Account") is not made.
-        if check.negation_aware and not check.expect and _negated(text, match.end()):
+        if check.negation_aware and not check.expect and _negated(text, match.start(), match.end()):
             negated += 1
             continue
         found = match
