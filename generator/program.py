@@ -32,9 +32,11 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
 
 Imports come first, then the definitions in the order they were written.
 
-Shell: the script is the largest shell block that is not only a crontab line or one-off commands
-(``chmod +x …``, ``crontab -e``); a script written out by ``cat > file <<'EOF'`` inside a block is taken from
-the here-document.
+Shell: the script is a shell block that is not only a crontab line or one-off commands (``chmod +x …``,
+``crontab -e``), ranked by ``shell_script``: one the answer does not reject, one that calls the check's stub
+commands rather than implementing them (a fake ``podctl`` for local testing), one naming the script path,
+a substantial one, and only then the largest; a script written out by ``cat > file <<'EOF'`` inside a block
+is taken from the here-document.
 """
 
 from __future__ import annotations
