@@ -201,17 +201,29 @@ def block_rejected(lead: str, code: str) -> bool:
 
 
 def bound_names(answer: ParsedAnswer) -> set[str]:
-    """Every name any python block of the answer binds, at any depth (for telling an assembly gap from a bug)."""
+    """Every name a python block of the answer defines outside a function body (at module level, in any
+    compound statement, a class body) and every function or class name (for telling an assembly gap from a
+    bug: a local variable of another function is no definition)."""
     names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(child.name)
+                names.update(inner.name for inner in ast.walk(child) if isinstance(inner, _DEFINITIONS))
+                continue
+            if isinstance(child, ast.ClassDef):
+                names.add(child.name)
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                names.update(a.asname or a.name.split(".")[0] for a in child.names if a.name != "*")
+            visit(child)
+
     for block in answer.code("python"):
         tree = _parse(_salvaged(block.code) or "")
-        for node in ast.walk(tree) if tree else []:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                names.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
+        if tree:
+            visit(tree)
     return names
 
 

@@ -548,10 +548,12 @@ def test_a_main_guard_or_a_block_that_runs_code_stays_out():
 
 
 def test_a_name_error_on_a_name_the_answer_defines_is_a_doubt():
-    # _K is only bound inside a function body: the assembly cannot take it, the tests fail with NameError.
-    code = "def setup():\n    global _K\n    _K = 0\n\ndef add(a, b):\n    return a + b + _K"
+    # _K is bound by a top-level loop, which the assembly leaves out (it runs code): NameError in the tests.
+    code = "for _K in range(1):\n    print(_K)\n\ndef add(a, b):\n    return a + b + _K"
     result = check(fenced("python", code), **ADD)
     assert result.status == "fail" and "NameError on _K, which the answer defines" in result.doubt
+    local = "def helper():\n    _K = 0\n    return _K\n\ndef add(a, b):\n    return a + b + _K"
+    assert check(fenced("python", local), **ADD).doubt is None  # another function's local is no definition
 
 
 def test_standard_library_only_reads_the_assembled_program():
