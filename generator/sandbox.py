@@ -445,8 +445,9 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         command += ["--ro-bind", visible, prefix]
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,
                 "--size", str(tmpfs_bytes), "--tmpfs", "/tmp"]
-    # Sorted, so a directory is mounted before one inside it; /tmp is one already.
-    for directory in sorted({d.rstrip("/") for d in writable_dirs} - {"/tmp"}):
+    # Parents first (fewest components, then by name): a tmpfs mounted on /run after /run/lock would hide it.
+    # /tmp is one already.
+    for directory in sorted({d.rstrip("/") for d in writable_dirs} - {"/tmp"}, key=lambda d: (d.count("/"), d)):
         command += ["--size", str(tmpfs_bytes), "--tmpfs", directory]
     # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
     command += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]
