@@ -323,3 +323,21 @@ def test_nav_lists_tasks_up_to_a_limit_and_keeps_the_build_linear(isolated):
     assert small[2] == {"Tasks": [{"T0 ‹b›": "tasks/t0.md"}, {"T1 ‹b›": "tasks/t1.md"}]}
     large = nav(bench_with(NAV_TASKS_MAX + 1), isolated)
     assert all("Tasks" not in entry for entry in large if isinstance(entry, dict))
+
+
+def test_the_isolation_of_executed_checks_is_part_of_the_evidence(server, isolated):
+    from generator.sandbox import isolation
+
+    server.models["gemma3:4b"].answer = server.models["gemma3:27b"].answer = answers
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    summary = isolation().summary
+    checks = json.loads((docs / "results.json").read_text())["tasks"][0]["cells"][0]["checks"]
+    assert [(c["type"], c["isolation"]) for c in checks] == [("python", summary), ("contains", None)]
+    task = (docs / "tasks" / "sum.md").read_text()
+    assert task.count(str(inline(summary))) == 1
+    assert f"Executed checks (python, shell) ran the answers' code under: {inline(summary)}." in task
+    assert "ran the answers' code under" not in (docs / "tasks" / "poem.md").read_text()
+    method = (docs / "big-brain-benchmark.md").read_text().split("## Method", 1)[1]
+    assert f"**Executed tests** (python and shell checks) ran the answers' code under: {inline(summary)}." in method

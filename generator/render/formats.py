@@ -33,6 +33,12 @@ def checks_score(cell: CellResult) -> str:
     return f"{passed}/{len(cell.checks)} checks"
 
 
+def isolation_text(tasks) -> str:
+    """The isolation (or isolations) the executed checks of these tasks' cells ran under; '' when none ran."""
+    found = sorted({c.isolation for t in tasks for cell in t.cells for c in cell.cell.checks if c.isolation})
+    return " | ".join(found)
+
+
 def check_name(check) -> str:
     """A check's name as its results are shown (benchmark.yaml's name, else the checks module's summary)."""
     from ..checks import default_name

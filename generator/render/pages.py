@@ -11,7 +11,7 @@ from ..config import Benchmark
 from ..decide import CLEAR_MARGIN
 from ..report import Report
 from .escape import Markdown, fenced, finalize, inline, link, nav_title, quoted
-from .formats import DECIDED_BY, check_name, checks_score, duration, percent, review_text
+from .formats import DECIDED_BY, check_name, checks_score, duration, isolation_text, percent, review_text
 from .views import ModelView, TaskView, winner_cell
 
 
@@ -35,7 +35,7 @@ def environment(templates: Path) -> Environment:
     env.filters["fenced"] = fenced
     env.filters["quoted"] = quoted
     env.globals.update(page_title=page_title, check_name=check_name, checks_score=checks_score, decided_by=DECIDED_BY, duration=duration,
-                       link=link, review_text=review_text, winner_cell=winner_cell, percent=percent,
+                       link=link, review_text=review_text, winner_cell=winner_cell, percent=percent, isolation_text=isolation_text,
                        digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
     return env
 
