@@ -341,3 +341,24 @@ def test_the_isolation_of_executed_checks_is_part_of_the_evidence(server, isolat
     assert "ran the answers' code under" not in (docs / "tasks" / "poem.md").read_text()
     method = (docs / "big-brain-benchmark.md").read_text().split("## Method", 1)[1]
     assert f"**Executed tests** (python and shell checks) ran the answers' code under: {inline(summary)}." in method
+
+
+def test_results_json_keeps_the_whole_verdict_and_counts_only_checks_that_ran(server, isolated):
+    from generator.records import Verdict
+
+    server.models["gemma3:4b"].answer = lambda p: "def add(a, b):\n    pass\n" if "add" in p else "Caches."
+    server.models["gemma3:27b"].answer = answers
+    tasks = [{**TASKS[0], "checks": [*TASKS[0]["checks"], {"type": "rubric", "must": ["adds"]}]}]
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    entry = json.loads((docs / "results.json").read_text())["tasks"][0]
+    verdict_fields = set(Verdict.model_fields) - {"task_id"}
+    assert verdict_fields <= set(entry), verdict_fields - set(entry)
+    assert (entry["evidence"], entry["weak"], entry["self_preference"]) == ("tests", False, False)
+    # The rubric has no judge model: it could not run, and is not counted as a failed check.
+    assert [c["status"] for c in entry["cells"][0]["checks"]] == ["pass", "pass", "error"]
+    summary = (docs / "big-brain-benchmark.md").read_text()
+    assert "| [Sum two numbers](tasks/sum.md) | [2/2 checks, 1 could not run · " in summary
+    assert "| [1/2 checks, 1 could not run · " in summary
+    assert "**Checks:** 2/2 checks, 1 could not run" in (docs / "tasks" / "sum.md").read_text()
