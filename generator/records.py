@@ -161,6 +161,8 @@ class CheckResult(Record):
     doubt: str | None = Field(None, description="Why this executed result cannot make a verdict objectively clear "
                                                 "(the answer's own candidate definitions behave differently, or a "
                                                 "name it defines was missing from the assembled program).")
+    isolation: str | None = Field(None, description="For python and shell checks, the sandbox's one-line summary "
+                                  "of how the answer's code was isolated (part of the evidence); None for static checks.")
 
     @model_validator(mode="before")
     @classmethod
