@@ -565,7 +565,8 @@ class CronLine:
 
 _SYSTEM_CRONTAB = re.compile(r"/etc/crontab\b|/etc/cron\.d\b")
 _BUILTINS = {"cd", "exec", "test", "[", ".", "source", "export", "env", "nice", "ionice", "timeout", "sh", "bash",
-             "flock", "run-parts", "sleep", "true", "false", "echo", "printf", "cat", "sudo", "su", "chronic", "logger"}
+             "flock", "run-parts", "sleep", "true", "false", "echo", "printf", "cat", "sudo", "su", "chronic", "logger",
+             "cronic", "run-one", "setlock", "lckdo", "solo", "systemd-cat", "systemd-run", "docker", "podctl"}
 
 
 def crontab_lines(answer: ParsedAnswer) -> list[CronLine]:

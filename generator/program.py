@@ -18,8 +18,8 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
 4. Two definitions of one name: the one that differs from the prompt's wins over a quoted one; then one the
    answer endorses wins over one it rejects. A block is rejected when the prose just before it (its nearest
    paragraphs, nearest first: the first with a marker decides) or its own leading comments reject it
-   ("don't", "do not", "wrong", "avoid", "insecure", "naive", "bad", "broken", "buggy", "incorrect", ❌, ⚠️,
-   "before:", "the original was:", "for contrast", "for reference"), unless an endorsement ("fix", "✅",
+   ("don't do this", "avoid this", "the naive/wrong/insecure version", "is still wrong", ❌, ⚠️, "before:",
+   "the original was:", "for contrast", "for reference"), unless an endorsement ("fix", "✅",
    "corrected", "correct version", "instead", "solution") comes after the last rejection in that paragraph;
    a ❌ in any of its comments rejects it too. Among equals,
    the last one written wins (the answer's final word, as in a file read top to bottom). When distinct
@@ -168,8 +168,14 @@ def _assemble(chosen: dict[str, _Definition], imports: list[ast.stmt], entry: st
     return code.lstrip("\n") + "\n"
 
 
-_REJECT = re.compile(r"\b(don'?t|do not|wrong|avoid|insecure|naive|bad|broken|buggy|incorrect|vulnerable|"
-                     r"anti-?pattern|for contrast|for reference)\b|❌|⚠|\bbefore\s*:", re.IGNORECASE)
+# Rejections aimed at the block, not words that merely occur in an explanation ("to avoid the race, ...",
+# "don't forget to chmod +x"): "don't do this", "a tempting fix that is still wrong", "the naive version", ❌.
+_REJECT = re.compile(
+    r"\b(don'?t|do not|never)\s+(do|use|write|copy|deploy)\s+(this|that|it)\b|\bavoid\s+(this|that|doing)\b|"
+    r"\b(wrong|bad|naive|insecure|broken|buggy|incorrect|vulnerable|unsafe|tempting|flawed)\b[^.:\n]{0,30}"
+    r"\b(version|way|approach|code|implementation|example|fix|pattern|attempt|solution)\b|"
+    r"\b(is|are|still)\s+(wrong|broken|buggy|incorrect|insecure|unsafe)\b|"
+    r"❌|⚠|anti-?pattern|for contrast|for reference|what not to do|common mistake|\bbefore\s*:", re.IGNORECASE)
 _QUOTED_ORIGINAL = re.compile(r"\boriginal\b[^.:\n]{0,40}:\s*$", re.IGNORECASE)  # "the original function was:"
 _ENDORSE = re.compile(r"\b(fix|fixe[sd]|corrected|correct (version|code|implementation|way)|instead|solution|"
                       r"secure (version|implementation)|after\s*:)|✅|✔", re.IGNORECASE)

@@ -643,3 +643,19 @@ def test_a_user_field_is_accepted_only_in_a_system_crontab(given, passes):
     assert result.passed == passes, result.detail
     if not passes:
         assert '"root" is a user field' in result.detail
+
+
+@pytest.mark.parametrize("lead, rejected", [
+    ("For contrast, this is the version you often see — **don't do this**:", True),
+    ("## ⚠️ A tempting \"fix\" that is still wrong\n\nIt looks faster:", True),
+    ("The naive version looks like this:", True),
+    ("For reference, the original function was:", True),
+    ("Here is the fixed version of the original function:", False),
+    ("The original code had three bugs. Here is the corrected version:", False),
+    ("To avoid the race, the script takes a lock:", False),
+    ("Don't forget to make it executable:", False),
+    ("It checks the signature before any parsing.", False),
+])
+def test_what_counts_as_the_answer_rejecting_a_block(lead, rejected):
+    from generator.program import block_rejected
+    assert block_rejected(lead, "x = 1\n") == rejected
