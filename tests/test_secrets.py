@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -157,3 +158,18 @@ def test_the_redactor_knows_every_secret_of_the_benchmark_and_their_pieces(isola
     assert redact("echo: ...bbbb-cccc and sk-cloud-00…") == "echo: ...[secret] and [secret]…"
     assert redact("cut at the end: olk-2") == "cut at the end: [secret]"
     assert redact("ordinary text: tok- and 1234 and not-a-secret") == "ordinary text: tok- and 1234 and not-a-secret"
+
+
+def test_a_basic_credential_is_redacted_encoded_and_decoded():
+    class Model:
+        headers = {"Authorization": "Basic " + base64.b64encode(b"ana:pa55/w0rd+x").decode()}
+        api_key_env = None
+        host = "http://h:1"
+
+    class Bench:
+        models = [Model()]
+
+    redact = Redactor.for_benchmark(Bench(), env={})
+    token = Model.headers["Authorization"].split()[1]
+    assert redact(f"got {token}, user ana:pa55/w0rd+x, quoted pa55%2Fw0rd%2Bx") == \
+        "got [secret], user [secret], quoted [secret]"
