@@ -96,6 +96,10 @@ class Answer(Completion):
     key: str = Field(description="Cache key of the request that produced it.")
     model_id: str
     task_id: str
+    host: str | None = Field(None, description="Base URL it was made on, credentials stripped (not in the key).")
+    hardware: str | None = Field(None, description="The model entry's declared hardware when it was made.")
+    warm_up_ms: float | None = Field(None, description="The empty-prompt load made before this run's first call "
+                                                       "of the model (None: no warm-up in that run).")
 
     @property
     def output_sha256(self) -> str:

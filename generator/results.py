@@ -54,6 +54,9 @@ class CellEntry(Record):
     output_sha256: str | None = None
     digest: str | None = None
     server_version: str | None = None
+    host: str | None = Field(None, description="Base URL the answer was made on, or 'redacted'.")
+    hardware: str | None = Field(None, description="Declared hardware when the answer was made.")
+    warm_up_ms: float | None = Field(None, description="The model load measured before this answer's run.")
     created_at: str | None = Field(None, description="When the answer arrived.")
     text_replaced: bool = Field(False, description=REPLACED_NOTE)
     failed_at: str | None = Field(None, description="When the last failed attempt was made.")

@@ -18,7 +18,7 @@ from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
 from .errors import ProviderError, UsageError
 from .plan import make_plan, request_for
-from .providers import Provider, provider_for
+from .providers import Provider, provider_for, redact_url
 from .records import Answer, Cell, Failure, ModelDetails, ModelProbe
 from .results import Portable
 
@@ -143,16 +143,18 @@ class Runner:
                 self._record_failure(cell, e)
             return
         calls = calls + self._repulled(model, details, kept)
-        warm = None
+        warm = measured = None
         if calls and self.bench.defaults.warm_up:
             try:
-                warm = provider.warm_up(model.model)
+                warm = measured = provider.warm_up(model.model)
             except ProviderError as e:
                 self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
         if warm is None and (before := self.cache.probe(model.id)) is not None:
             warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
         self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
-        self._call_all(provider, model, details, calls)
+        # The answers carry the load measured in *this* run, so the report keeps each measurement with
+        # the answers it was made with (a rerun that finds the model resident does not overwrite it).
+        self._call_all(provider, model, details, calls, measured)
 
     def _repulled(self, model: ModelSpec, details: ModelDetails, kept: list[Cell]) -> list[Cell]:
         """Cached cells answered by other weights than the tag now has: they are called again."""
@@ -172,7 +174,8 @@ class Runner:
             self.on_event(RunEvent("planned", total=len(stale)))
         return stale
 
-    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails, cells: list[Cell]) -> None:
+    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails, cells: list[Cell],
+                  warm_up_ms: float | None = None) -> None:
         """`concurrency_per_host` workers share this model's cells."""
         jobs: queue.Queue[Cell] = queue.Queue()
         for cell in cells:
@@ -185,7 +188,7 @@ class Runner:
                 except queue.Empty:
                     return
                 try:
-                    self._call(provider, model, details, cell)
+                    self._call(provider, model, details, cell, warm_up_ms)
                 except Exception as e:  # an answer that cannot be kept fails its own cell, not the others
                     self._record_failure(cell, _unexpected(e))
 
@@ -199,7 +202,8 @@ class Runner:
         for w in workers:
             w.join()
 
-    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell) -> None:
+    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell,
+              warm_up_ms: float | None = None) -> None:
         task = self.bench.task(cell.task_id)
         request = request_for(self.bench, model, task)
         retries = self.bench.defaults.retries
@@ -222,6 +226,9 @@ class Runner:
             key=cell.key,
             model_id=cell.model_id,
             task_id=cell.task_id,
+            host=redact_url(model.host),
+            hardware=model.hardware,
+            warm_up_ms=warm_up_ms,
         )
         self.cache.put_answer(answer)
         with self._lock:
