@@ -9,6 +9,7 @@ from ..config import Benchmark
 from ..providers import redact_url
 from ..records import CellResult, ModelDetails
 from ..report import ModelReport, Report, TaskReport
+from ..safety import Redactor as SecretRedactor
 from .escape import Markdown, inline
 from .formats import checks_score, duration
 
@@ -20,7 +21,8 @@ class Redactor:
 
     def __init__(self, bench: Benchmark, report: Report | None = None):
         self.show_hosts = bench.report.show_hosts
-        pairs = [(secret, "[secret]") for secret in bench.secrets()]
+        self._secrets = SecretRedactor.for_benchmark(bench)  # the one pass: whole secrets and their pieces
+        pairs: list[tuple[str, str]] = []
         if not self.show_hosts:
             hosts = [m.host for m in bench.models]
             # Hosts recorded with the answers too: a pod's URL from an earlier run is not in today's config.
@@ -39,6 +41,7 @@ class Redactor:
     def __call__(self, text: str | None) -> str | None:
         if text is None:
             return None
+        text = self._secrets(text)
         for needle, replacement in self._pairs:
             text = text.replace(needle, replacement)
         return text
