@@ -125,15 +125,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not self.secrets or not text:
             return text
+        for secret in self.secrets:  # whole secrets first, in C: a server may echo one thousands of times
+            text = text.replace(secret, SECRET)
         spans: list[tuple[int, int]] = []
         for secret in self.secrets:
-            if len(secret) < FRAGMENT:
-                start = text.find(secret)
-                while start >= 0:
-                    spans.append((start, start + len(secret)))
-                    start = text.find(secret, start + len(secret))
-                continue
-            spans += _fragments(text, secret) + _cut_tails(text, secret)
+            if len(secret) >= FRAGMENT:
+                spans += _fragments(text, secret) + _cut_tails(text, secret)
         if not spans:
             return text
         out, last = [], 0
@@ -212,9 +209,13 @@ class CrossOriginRedirect(Exception):
 
 
 def origin(url: Any) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
     parts = urlsplit(str(url))
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+    try:
+        port = parts.port
+    except ValueError:  # not a port number: no origin we allowed
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def request_guard(host: str, *, send_authorization: bool, shown_host: str):
