@@ -106,12 +106,18 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
         built = mkdocs_build(project(isolated), isolated / "site")
         assert built.returncode == 0, built.stderr
 
+        page = (isolated / "docs" / "tasks" / "prose.md").read_text(encoding="utf-8")
+        assert page.count('!!! warning "Replaced: the answer contained invalid text"') == 2  # p-answer, judge
         raw = (isolated / "docs" / "results.json").read_text(encoding="utf-8")
         assert len(raw) < 1_000_000  # a 5 MB metadata string does not reach the record
         document = json.loads(raw)
         loaded = results.load(isolated / "docs")
         assert len(loaded.answers) == 12 and len(loaded.failures) == 2
-        assert clean_tree(document) == (document, False)  # no lone surrogate, not even as a JSON escape
+        assert clean_tree(document) == (document, False)
+        replaced = {(t["id"], c["model"]) for t in document["tasks"] for c in t["cells"] if c["text_replaced"]}
+        assert replaced == {(t, m) for t in ("prose", "code") for m in ("p-answer", "judge")}
+        assert {m["id"] for m in document["models"] if m["details"] and m["details"]["text_replaced"]} >= \
+            {"p-digest", "p-show", "v-model"}  # no lone surrogate, not even as a JSON escape
         details = " ".join(c["checks"][0]["detail"] for t in document["tasks"] if t["id"] == "code"
                            for c in t["cells"] if c["checks"])
         assert "\ufffd from answer code" in details

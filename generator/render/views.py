@@ -179,6 +179,10 @@ def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
     if answer.empty:
         flags.append(Flag("Empty: the model returned no text",
                           "The answer is empty or only whitespace."))
+    if answer.text_replaced:
+        flags.append(Flag("Replaced: the answer contained invalid text",
+                          "The server sent text that is not valid UTF-8 (a lone surrogate); each such character "
+                          "was replaced with U+FFFD (\ufffd) before the answer was kept."))
     return flags
 
 
