@@ -13,11 +13,16 @@ from ..report import Report
 from ..results import BenchmarkEntry, CellEntry, ModelEntry, ResultsFile, TaskEntry
 from .views import Redactor
 
+NOT_RECORDED = "not recorded: no answer yet"
+
 
 def results_file(report: Report, redact: Redactor) -> ResultsFile:
+    # Host and hardware are facts of the answers. A model with none has no recorded host: today's config (which
+    # depends on the environment of whoever renders) is shown on the page but not written into the record.
     model_entries = [
         ModelEntry(id=m.spec.id, label=m.spec.display, provider=m.spec.provider, model=m.spec.model,
-                   host=redact.host(m.host), hardware=m.hardware, status=m.status, reason=redact(m.reason),
+                   host=redact.host(m.host) if m.from_record else NOT_RECORDED,
+                   hardware=m.hardware if m.from_record else None, status=m.status, reason=redact(m.reason),
                    details=m.details, digest=m.digest, warm_up_ms=m.warm_up_ms)
         for m in report.models
     ]
