@@ -110,7 +110,7 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
         assert built.returncode == 0, built.stderr
 
         page = (isolated / "docs" / "tasks" / "prose.md").read_text(encoding="utf-8")
-        assert page.count('!!! warning "Replaced: the answer contained invalid text"') == 2  # p-answer, judge
+        assert page.count('<p class="admonition-title">Replaced: the answer contained invalid text</p>') == 2  # p-answer, judge
         raw = (isolated / "docs" / "results.json").read_text(encoding="utf-8")
         assert len(raw) < 1_000_000  # a 5 MB metadata string does not reach the record
         document = json.loads(raw)
