@@ -385,3 +385,42 @@ def test_check_status_evidence_and_decided_by_read_newer_records_defensively():
         "static or lexical checks (weak evidence)"
     assert decided_by(NS(winner="a", decided_by="checks")) == "objective checks"
     assert decided_by(NS(winner=None, decided_by="none")) == "nothing: not every model answered"
+
+
+def test_the_isolation_of_executed_checks_is_part_of_the_evidence(server, isolated):
+    from generator.sandbox import isolation
+
+    server.models["gemma3:4b"].answer = server.models["gemma3:27b"].answer = answers
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    summary = isolation().summary
+    checks = json.loads((docs / "results.json").read_text())["tasks"][0]["cells"][0]["checks"]
+    assert [(c["type"], c["isolation"]) for c in checks] == [("python", summary), ("contains", None)]
+    task = (docs / "tasks" / "sum.md").read_text()
+    assert task.count(str(inline(summary))) == 1
+    assert f"Executed checks (python, shell) ran the answers' code under: {inline(summary)}." in task
+    assert "ran the answers' code under" not in (docs / "tasks" / "poem.md").read_text()
+    method = (docs / "big-brain-benchmark.md").read_text().split("## Method", 1)[1]
+    assert f"**Executed tests** (python and shell checks) ran the answers' code under: {inline(summary)}." in method
+
+
+def test_results_json_keeps_the_whole_verdict_and_counts_only_checks_that_ran(server, isolated):
+    from generator.records import Verdict
+
+    server.models["gemma3:4b"].answer = lambda p: "def add(a, b):\n    pass\n" if "add" in p else "Caches."
+    server.models["gemma3:27b"].answer = answers
+    tasks = [{**TASKS[0], "checks": [*TASKS[0]["checks"], {"type": "rubric", "must": ["adds"]}]}]
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    entry = json.loads((docs / "results.json").read_text())["tasks"][0]
+    verdict_fields = set(Verdict.model_fields) - {"task_id"}
+    assert verdict_fields <= set(entry), verdict_fields - set(entry)
+    assert (entry["evidence"], entry["weak"], entry["self_preference"]) == ("tests", False, False)
+    # The rubric has no judge model: it could not run, and is not counted as a failed check.
+    assert [c["status"] for c in entry["cells"][0]["checks"]] == ["pass", "pass", "error"]
+    summary = (docs / "big-brain-benchmark.md").read_text()
+    assert "| [Sum two numbers](tasks/sum.md) | [2/2 checks, 1 could not run · " in summary
+    assert "| [1/2 checks, 1 could not run · " in summary
+    assert "| Big Brain | answered | 2/2 checks, 1 could not run \\(score 100%\\) |" in (docs / "tasks" / "sum.md").read_text()

@@ -31,8 +31,16 @@ def run_date(stamp: str | None) -> str:
 
 
 def checks_score(cell: CellResult) -> str:
-    passed = sum(c.passed for c in cell.checks)
-    return f"{passed}/{len(cell.checks)} checks"
+    """'3/4 checks', counting only checks that ran: '3/4 checks, 1 could not run' when one is an error."""
+    scored = [c for c in cell.checks if c.status != "error"]
+    errors = len(cell.checks) - len(scored)
+    return f"{sum(c.passed for c in scored)}/{len(scored)} checks" + (f", {errors} could not run" if errors else "")
+
+
+def isolation_text(tasks) -> str:
+    """The isolation (or isolations) the executed checks of these tasks' cells ran under; '' when none ran."""
+    found = sorted({c.isolation for t in tasks for cell in t.cells for c in cell.cell.checks if c.isolation})
+    return " | ".join(found)
 
 
 def check_name(check) -> str:

@@ -17,6 +17,7 @@ from .formats import (
     critical_failed,
     decided_by,
     duration,
+    isolation_text,
     percent,
     review_text,
 )
@@ -48,7 +49,7 @@ def environment(templates: Path) -> Environment:
     env.globals.update(
         page_title=page_title, answers_block=answers_block, model_cards=model_cards, check_name=check_name,
         checks_score=checks_score, critical_failed=critical_failed, decided_by=decided_by, duration=duration,
-        link=link, review_text=review_text, winner_cell=winner_cell, percent=percent,
+        link=link, review_text=review_text, winner_cell=winner_cell, percent=percent, isolation_text=isolation_text,
         digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
     return env
 

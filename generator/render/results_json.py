@@ -47,6 +47,7 @@ def results_file(report: Report, redact: Redactor) -> ResultsFile:
             judge = judge.model_copy(update={"error": redact(judge.error)})
         task_entries.append(TaskEntry(id=t.spec.id, title=t.spec.title, winner=v.winner, decided_by=v.decided_by,
                                       objectively_clear=v.objectively_clear, reason=redact(v.reason), judge=judge,
+                                      evidence=v.evidence, weak=v.weak, self_preference=v.self_preference,
                                       cells=cells))
     return ResultsFile(generated_at=report.generated_at,
                        benchmark=BenchmarkEntry(title=report.bench.title, sha256=report.bench.source_sha256),

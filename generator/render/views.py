@@ -140,11 +140,6 @@ class CheckRow:
         rest = {k: v for k, v in rest.items() if v not in ([], {}, "")}
         return yaml.dump(rest, Dumper=_SettingsDumper, sort_keys=False, allow_unicode=True, width=100) if rest else ""
 
-    @property
-    def isolation(self) -> bool:
-        """Whether any result says how its code was isolated (CheckResult.isolation, when records have it)."""
-        return any(getattr(r, "isolation", None) for _, r in self.results if r is not None)
-
     def status(self, result) -> str:
         return "—" if result is None else check_status(result)
 
