@@ -65,7 +65,7 @@ class AnswerCache:
         try:
             # Python's parser accepts a lone surrogate escape an older version stored; the record replaces it.
             return kind.model_validate(json.loads(raw))
-        except (ValueError, TypeError, ValidationError):
+        except (ValueError, TypeError, RecursionError, ValidationError):
             return None  # an entry from another version or damaged: treated as a miss
 
     def _get_raw(self, key: str) -> str | None:
@@ -112,7 +112,7 @@ class AnswerCache:
             return None
         try:
             return [CheckResult.model_validate(c) for c in json.loads(raw)]
-        except (ValueError, TypeError, ValidationError):
+        except (ValueError, TypeError, RecursionError, ValidationError):
             return None
 
     def put_checks(self, key: str, results: list[CheckResult]) -> None:

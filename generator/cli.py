@@ -41,8 +41,8 @@ class Terminal(Console):
         self.print(Text.assemble((kind, style), " ", self.safe(message)))
 
 
-err = Terminal(stderr=True, highlight=False, soft_wrap=True, markup=False)
-out = Terminal(highlight=False, soft_wrap=True, markup=False)
+err = Terminal(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Terminal(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _redact_with(redact: Redactor) -> None:

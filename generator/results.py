@@ -144,7 +144,7 @@ def load(docs_dir: str | Path) -> Portable:
     try:
         # Python's parser, not pydantic's: it accepts a lone surrogate escape, which the records then replace.
         document = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, RecursionError) as e:
         raise BenchError(f"{path} is not a results file this version can read: {e}. "
                          f"Restore it from git, or delete it to render from the cache alone.") from None
     version = document.get("schema_version") if isinstance(document, dict) else None
@@ -154,6 +154,8 @@ def load(docs_dir: str | Path) -> Portable:
     problems: list[str] = []
     models = _entries(document.get("models"), ModelEntry, "models", problems)
     tasks = []
+    if not isinstance(document.get("tasks"), list):
+        problems.append("tasks: not a list")
     for i, task in enumerate(document.get("tasks") if isinstance(document.get("tasks"), list) else []):
         where = f"tasks[{i}]"
         if not isinstance(task, dict):

@@ -8,10 +8,12 @@ Requests never leave the origin of the host the user gave (``request_guard``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from typing import Any, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 REPLACED = "\ufffd"
 SECRET = "[secret]"
@@ -77,6 +79,19 @@ def credential(value: str) -> str:
     return value.strip()
 
 
+def _spellings(value: str) -> list[str]:
+    """A header's secret as a server might echo it: as sent, URL-encoded, and a Basic pair decoded."""
+    token = credential(value)
+    found = [token]
+    if value.strip().lower().startswith("basic "):
+        try:
+            user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+            found += [f"{user}:{password}", password]
+        except (binascii.Error, UnicodeDecodeError):
+            pass
+    return found + [quote(f, safe="") for f in found]
+
+
 class Redactor:
     """Replaces every secret, and every piece of one at least FRAGMENT characters long, with '[secret]'.
 
@@ -96,7 +111,7 @@ class Redactor:
         values: list[str] = []
         for model in bench.models:
             # The token alone: "Bearer " is no secret, and its pieces would redact ordinary words.
-            values += [credential(value) for value in model.headers.values()]
+            values += [spelling for value in model.headers.values() for spelling in _spellings(value)]
             if model.api_key_env:
                 values.append(env.get(model.api_key_env, ""))
             password = urlsplit(model.host).password
@@ -110,15 +125,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not self.secrets or not text:
             return text
+        for secret in self.secrets:  # whole secrets first, in C: a server may echo one thousands of times
+            text = text.replace(secret, SECRET)
         spans: list[tuple[int, int]] = []
         for secret in self.secrets:
-            if len(secret) < FRAGMENT:
-                start = text.find(secret)
-                while start >= 0:
-                    spans.append((start, start + len(secret)))
-                    start = text.find(secret, start + len(secret))
-                continue
-            spans += _fragments(text, secret) + _cut_tails(text, secret)
+            if len(secret) >= FRAGMENT:
+                spans += _fragments(text, secret) + _cut_tails(text, secret)
         if not spans:
             return text
         out, last = [], 0
@@ -197,9 +209,13 @@ class CrossOriginRedirect(Exception):
 
 
 def origin(url: Any) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
     parts = urlsplit(str(url))
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+    try:
+        port = parts.port
+    except ValueError:  # not a port number: no origin we allowed
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def request_guard(host: str, *, send_authorization: bool, shown_host: str):

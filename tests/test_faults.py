@@ -244,3 +244,16 @@ def test_a_damaged_results_entry_is_skipped_and_named_and_the_rest_loads(server,
     assert "note docs/results.json: tasks[0].cells[0].latency_ms" in logs.err
     assert "3 committed, 1 missing" in logs.out
     assert bench_cli("render", "--config", str(bench)) == 0
+
+
+def test_a_results_file_that_is_not_json_or_of_another_version_stops_with_a_way_out(isolated, capsys):
+    bench = write_bench(isolated / "benchmark.yaml", big_host="http://127.0.0.1:9", tasks=TASKS[:1])
+    path = isolated / "docs" / "results.json"
+    path.parent.mkdir()
+    for text, why in (("<<<<<<< HEAD\n", "Expecting value: line 1 column 1 (char 0)."),
+                      ('{"schema_version": 99}', "(schema_version 99, expected 1).")):
+        path.write_text(text)
+        assert bench_cli("status", "--config", str(bench)) == 1
+        assert capsys.readouterr().err == (f"Error: docs/results.json is not a results file this version can read"
+                                           f"{':' if why[0] != '(' else ''} {why} Restore it from git, or delete it "
+                                           f"to render from the cache alone.\n")

@@ -61,7 +61,7 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
         FakeModel("p-digest", digest=f"sha256:{BAD}"),
         FakeModel("p-show", family=f"fam{BAD}", parameter_size=HUGE, quantization_level=f"\x1b[2J{BAD}"),
         FakeModel("p-error", fault="status", fault_status=500,
-                  fault_body='{"error":"boom \\ud800 \\u001b[2J\\u001b]0;pwned\\u0007 end"}'),
+                  fault_body='{"error":"boom \\ud800 \\u001b[2J\\u001b]0;pwned\\u0007 [bold]x[/bold] :skull: end"}'),
         FakeModel("clean", answer=CODE_ANSWER),  # last on the poisoned host: its thread must reach it
     ]
     with FakeOllama(poisoned) as host, FakeOllama([FakeModel("v-model")], version=f"0.1{BAD}") as versioned, \
@@ -78,7 +78,9 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
         assert bench_cli("run", "--config", str(bench)) == 0
         logs = capsys.readouterr()
         assert logs.out.strip().endswith("14 cells: 0 cached, 12 called, 2 failed")
-        assert "\x1b" not in logs.out + logs.err and "\\x1b[2J" in logs.err  # shown, not obeyed
+        assert "\x1b" not in logs.out + logs.err  # shown, not obeyed; nor read as markup or emoji codes
+        assert "failed prose × p-error: HTTP 500 from " in logs.err
+        assert "boom \ufffd \\x1b[2J\\x1b]0;pwned\\x07 [bold]x[/bold] :skull: end" in logs.err
 
         store = cache_mod.AnswerCache.open(isolated / "cache")
         cells = {(c.task_id, c.model_id): c for c in plan.make_plan(config.load(bench), store)}
@@ -87,7 +89,8 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
                 expected = "failed" if model == "p-error" else "cached"
                 assert cell.state == expected, (task, model, cell.reason)
                 if model == "p-error":
-                    assert cell.reason == f"HTTP 500 from {host.url}: boom \ufffd \x1b[2J\x1b]0;pwned\x07 end"
+                    assert cell.reason == (f"HTTP 500 from {host.url}: boom \ufffd \x1b[2J\x1b]0;pwned\x07 "
+                                           f"[bold]x[/bold] :skull: end")
                     assert store.failure(cell.key).text_replaced
             flagged = {m for (t, m), c in cells.items() if t == "prose" and store.answer(c.key)
                        and store.answer(c.key).text_replaced}
@@ -106,12 +109,18 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
         built = mkdocs_build(project(isolated), isolated / "site")
         assert built.returncode == 0, built.stderr
 
+        page = (isolated / "docs" / "tasks" / "prose.md").read_text(encoding="utf-8")
+        assert page.count('<p class="admonition-title">Replaced: the answer contained invalid text</p>') == 2  # p-answer, judge
         raw = (isolated / "docs" / "results.json").read_text(encoding="utf-8")
         assert len(raw) < 1_000_000  # a 5 MB metadata string does not reach the record
         document = json.loads(raw)
         loaded = results.load(isolated / "docs")
         assert len(loaded.answers) == 12 and len(loaded.failures) == 2
-        assert clean_tree(document) == (document, False)  # no lone surrogate, not even as a JSON escape
+        assert clean_tree(document) == (document, False)
+        replaced = {(t["id"], c["model"]) for t in document["tasks"] for c in t["cells"] if c["text_replaced"]}
+        assert replaced == {(t, m) for t in ("prose", "code") for m in ("p-answer", "judge")}
+        assert {m["id"] for m in document["models"] if m["details"] and m["details"]["text_replaced"]} >= \
+            {"p-digest", "p-show", "v-model"}  # no lone surrogate, not even as a JSON escape
         details = " ".join(c["checks"][0]["detail"] for t in document["tasks"] if t["id"] == "code"
                            for c in t["cells"] if c["checks"])
         assert "\ufffd from answer code" in details

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from pathlib import Path
 
 import yaml
@@ -157,3 +159,26 @@ def test_the_redactor_knows_every_secret_of_the_benchmark_and_their_pieces(isola
     assert redact("echo: ...bbbb-cccc and sk-cloud-00…") == "echo: ...[secret] and [secret]…"
     assert redact("cut at the end: olk-2") == "cut at the end: [secret]"
     assert redact("ordinary text: tok- and 1234 and not-a-secret") == "ordinary text: tok- and 1234 and not-a-secret"
+
+
+def test_a_basic_credential_is_redacted_encoded_and_decoded():
+    class Model:
+        headers = {"Authorization": "Basic " + base64.b64encode(b"ana:pa55/w0rd+x").decode()}
+        api_key_env = None
+        host = "http://h:1"
+
+    class Bench:
+        models = [Model()]
+
+    redact = Redactor.for_benchmark(Bench(), env={})
+    token = Model.headers["Authorization"].split()[1]
+    assert redact(f"got {token}, user ana:pa55/w0rd+x, quoted pa55%2Fw0rd%2Bx") == \
+        "got [secret], user [secret], quoted [secret]"
+
+
+def test_redacting_a_long_echo_stays_fast():
+    token = "tok-9d2f7c41-secret-marker-0123456789"
+    redact = Redactor([token])
+    start = time.perf_counter()
+    assert redact((token + " ") * 50_000 + ("x" * 1000 + token[:12] + " ") * 2000).count(token[:8]) == 0
+    assert time.perf_counter() - start < 2

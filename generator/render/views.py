@@ -12,6 +12,7 @@ from ..config import Benchmark
 from ..providers import redact_url
 from ..records import CellResult, ModelDetails
 from ..report import ModelReport, Report, TaskReport
+from ..safety import Redactor as SecretRedactor
 from .escape import Markdown, inline
 from .formats import check_name, check_status, checks_score, duration, evidence_of
 
@@ -23,7 +24,8 @@ class Redactor:
 
     def __init__(self, bench: Benchmark, report: Report | None = None):
         self.show_hosts = bench.report.show_hosts
-        pairs = [(secret, "[secret]") for secret in bench.secrets()]
+        self._secrets = SecretRedactor.for_benchmark(bench)  # the one pass: whole secrets and their pieces
+        pairs: list[tuple[str, str]] = []
         if not self.show_hosts:
             hosts = [m.host for m in bench.models]
             # Hosts recorded with the answers too: a pod's URL from an earlier run is not in today's config.
@@ -42,6 +44,7 @@ class Redactor:
     def __call__(self, text: str | None) -> str | None:
         if text is None:
             return None
+        text = self._secrets(text)
         for needle, replacement in self._pairs:
             text = text.replace(needle, replacement)
         return text
@@ -220,6 +223,10 @@ def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
     if answer.empty:
         flags.append(Flag("Empty: the model returned no text",
                           "The answer is empty or only whitespace."))
+    if answer.text_replaced:
+        flags.append(Flag("Replaced: the answer contained invalid text",
+                          "The server sent text that is not valid UTF-8 (a lone surrogate); each such character "
+                          "was replaced with U+FFFD (\ufffd) before the answer was kept."))
     return flags
 
 
