@@ -43,7 +43,7 @@ test: $(STAMP)  ## run the test suite
 perf: $(STAMP)  ## measure the scheduler and renderer against the simulated server
 	$(BIN)/python benchmarks/perf.py
 
-demo: $(STAMP)  ## a site from the simulated server in demo-site/, every page bannered SIMULATED
+demo: $(STAMP)  ## two real tiny models served by llama.cpp on this machine, examples/tiny/ into demo-site/
 	$(BIN)/python benchmarks/demo.py
 
 clean:
