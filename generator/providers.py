@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -118,6 +119,21 @@ class _Stream:
         return round((time.perf_counter() - self.start) * 1000, 3)
 
 
+_tls_lock = threading.Lock()
+_tls: list[Any] = []
+
+
+def _tls_context() -> Any:
+    """One TLS context for every client of a run: building one (loading the CA bundle) takes 20-40 ms, paid
+    otherwise by each model before its first call."""
+    with _tls_lock:
+        if not _tls:
+            import httpx
+
+            _tls.append(httpx.create_ssl_context())
+        return _tls[0]
+
+
 def _same_tag(wanted: str, served: str) -> bool:
     """Ollama matches names case-insensitively and reads a bare name as name:latest (types/model/name.go)."""
     def norm(tag: str) -> str:
@@ -139,7 +155,8 @@ class OllamaProvider(Provider):
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
-        self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout)
+        self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout,
+                                     verify=_tls_context())
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
