@@ -1,7 +1,8 @@
 """`make perf`: the scheduler and renderer measured against the fake Ollama server in tests/.
 
 Prints, for each scenario, the measured wall time against the ideal schedule (the busiest host's model
-loads plus its generations), and writes the figures to docs/performance.md with the date and machine.
+loads plus its generations), and writes the figures to docs/tool-speed.md with the date and machine (the site lists
+that page under About, as the generator's own speed, so that no reader takes it for model performance).
 Scenarios a and b time a whole `bench run` process (start-up and imports included), as a user runs it.
   a. two hosts, 2 models, 4 tasks
   b. one host holding one model at a time (load 1 s), 2 models x 8 tasks
@@ -153,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=["a", "b", "c", "d"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
-    parser.add_argument("--write", default=str(ROOT / "docs" / "performance.md"),
+    parser.add_argument("--write", default=str(ROOT / "docs" / "tool-speed.md"),
                         help="where to write the figures ('' to skip)")
     args = parser.parse_args()
     scenarios = {"a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d}
@@ -180,7 +181,10 @@ def main() -> None:
     if args.write:
         cpu = platform.processor() or platform.machine()
         lines = [
-            "# Performance",
+            "# Generator speed",
+            "",
+            "How fast this tool itself runs (scheduling, rendering, building the site) against a simulated "
+            "server. These are not the models' timings: those are on the [summary](big-brain-benchmark.md).",
             "",
             f"Measured by `make perf` (benchmarks/perf.py) on {datetime.now(timezone.utc):%Y-%m-%d}, "
             f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, against the simulated "

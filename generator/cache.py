@@ -1,7 +1,8 @@
 """The on-disk answer cache (diskcache): answers, last failed attempts, model probes, check and judge results.
 
 Values are stored as JSON text, never pickle, so a cache can be inspected and a damaged entry is only a
-miss. Each put is one SQLite transaction: an interrupted run leaves whole entries or none.
+miss. Each put is one SQLite transaction: an interrupted run leaves whole entries or none. Every value
+passes the run's Redactor on its way in, so no secret a server echoed is ever stored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import CacheBusy, CacheError
 from .records import Answer, CheckResult, Failure, JudgeResult, ModelProbe
+from .safety import Redactor, clean_tree
 
 DEFAULT_DIR = ".cache/bench"
 R = TypeVar("R", bound=BaseModel)
@@ -32,12 +34,14 @@ def default_dir() -> str:
 class AnswerCache:
     """Answers and attempts by cache key; probes by model id. Open with ``AnswerCache.open(dir)``."""
 
-    def __init__(self, directory: Path, store: diskcache.Cache):
+    def __init__(self, directory: Path, store: diskcache.Cache, redact: Redactor | None = None):
         self.directory = directory
         self._store = store
+        self._redact = redact or Redactor()
 
     @classmethod
-    def open(cls, directory: str | Path) -> AnswerCache:
+    def open(cls, directory: str | Path, redact: Redactor | None = None) -> AnswerCache:
+        """``redact``: the secrets of the benchmark, removed from every value written."""
         directory = Path(directory)
         try:
             store = diskcache.Cache(str(directory), eviction_policy="none", size_limit=2**40)
@@ -47,7 +51,7 @@ class AnswerCache:
                 f"The cache at {directory} cannot be opened ({e}). "
                 f"Run 'bench cache clear' to start a new one; docs/results.json keeps every committed answer."
             ) from None
-        return cls(directory, store)
+        return cls(directory, store, redact)
 
     def close(self) -> None:
         self._store.close()
@@ -59,8 +63,9 @@ class AnswerCache:
         if raw is None:
             return None
         try:
-            return kind.model_validate_json(raw)
-        except ValidationError:
+            # Python's parser accepts a lone surrogate escape an older version stored; the record replaces it.
+            return kind.model_validate(json.loads(raw))
+        except (ValueError, TypeError, ValidationError):
             return None  # an entry from another version or damaged: treated as a miss
 
     def _get_raw(self, key: str) -> str | None:
@@ -69,8 +74,13 @@ class AnswerCache:
         except (sqlite3.DatabaseError, OSError) as e:
             raise CacheError(f"The cache at {self.directory} is damaged ({e}). Run 'bench cache clear'.") from None
 
+    def _json(self, record: BaseModel) -> str:
+        # Records are clean when made; a copy made with model_copy(update=...) skips validation, so again here.
+        data, _ = clean_tree(record.model_dump(mode="json"))
+        return json.dumps(self._redact.tree(data), ensure_ascii=False)
+
     def _put(self, key: str, record: BaseModel) -> None:
-        self._store.set(key, record.model_dump_json())
+        self._store.set(key, self._json(record))
 
     # -- answers and attempts --------------------------------------------------------------------------
 
@@ -102,11 +112,11 @@ class AnswerCache:
             return None
         try:
             return [CheckResult.model_validate(c) for c in json.loads(raw)]
-        except (ValueError, ValidationError):
+        except (ValueError, TypeError, ValidationError):
             return None
 
     def put_checks(self, key: str, results: list[CheckResult]) -> None:
-        self._store.set(f"checks:{key}", json.dumps([r.model_dump() for r in results]))
+        self._store.set(f"checks:{key}", "[" + ",".join(self._json(r) for r in results) + "]")
 
     def judge(self, key: str) -> JudgeResult | None:
         return self._get(f"judge:{key}", JudgeResult)

@@ -7,20 +7,75 @@ exits 130 with every finished cell kept.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
+import re
 import signal
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from . import cache as cache_mod
 from . import config, plan, results
 from .errors import BenchError
+from .safety import Redactor, terminal_text
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+class Terminal(Console):
+    """A console for untrusted text (reasons, server messages): secrets redacted, control characters shown
+    as visible escapes (ESC → \\x1b), and nothing read as rich markup."""
+
+    redact = Redactor()
+
+    def safe(self, text: str) -> str:
+        return terminal_text(self.redact(text))
+
+    def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
+        super().print(*(self.safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    def event(self, kind: str, style: str, message: str) -> None:
+        """'failed <message>' with only the first word coloured."""
+        self.print(Text.assemble((kind, style), " ", self.safe(message)))
+
+
+err = Terminal(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Terminal(highlight=False, soft_wrap=True, markup=False)
+
+
+def _redact_with(redact: Redactor) -> None:
+    err.redact = out.redact = redact
+
+
+def _load(args: argparse.Namespace) -> config.Benchmark:
+    """The benchmark; from here on every secret it names is redacted from what is printed."""
+    bench = config.load(args.config)
+    _redact_with(Redactor.for_benchmark(bench))
+    return bench
+
+
+def _open_cache(args: argparse.Namespace, bench: config.Benchmark) -> cache_mod.AnswerCache:
+    return cache_mod.AnswerCache.open(_cache_dir(args), redact=Redactor.for_benchmark(bench))
+
+
+def _load_results(args: argparse.Namespace) -> results.Portable:
+    portable = results.load(args.docs_dir)
+    for problem in portable.problems:
+        err.event("note", "yellow", problem)
+    return portable
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a suggestion for a mistyped command ('bench rnu' → did you mean 'run'?)."""
+
+    def error(self, message: str):
+        bad = re.search(r"invalid choice: '([^']*)'", message)
+        close = difflib.get_close_matches(bad.group(1), list(COMMANDS), n=1) if bad else []
+        if close:
+            message += f"\ndid you mean 'bench {close[0]}'?"
+        super().error(message)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -31,19 +86,34 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="Benchmark LLMs declared in benchmark.yaml.")
+    parser = _Parser(prog="bench", description="Benchmark LLMs declared in benchmark.yaml: call them, check their "
+                     "answers and write a MkDocs site that compares them with its evidence.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _common(sub.add_parser("validate", help="check benchmark.yaml and list every problem"))
-    p = sub.add_parser("run", help="call models for the cells the cache lacks")
+
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}. {description}")
+
+    _common(command("validate", "check benchmark.yaml and list every problem",
+                    "Each problem names its key path (and line); exit code 2 when there is any. Calls no model."))
+    p = command("run", "call models for the cells the cache lacks",
+                "Seeds the cache from docs/results.json first, calls each missing cell once, judges new pairs "
+                "when a judge is configured, runs the checks and records the run in docs/history.json. "
+                "A model that is down is reported, not fatal.")
     _common(p)
     p.add_argument("--refresh", action="store_true", help="call selected cells even when cached")
     p.add_argument("--only", nargs="+", default=[], metavar="ID", help="only these task or model ids")
-    _common(sub.add_parser("render", help="write docs/ from the cache (never calls a model)"))
-    p = sub.add_parser("status", help="each cell: cached, missing or failed, with the reason")
+    _common(command("render", "write docs/ from the cache (never calls a model)",
+                    "Writes the pages, charts and results.json from the cache and the committed results.json; "
+                    "a file is written only when its bytes change."))
+    p = command("status", "each cell: cached, missing or failed, with the reason",
+                "Reads the cache and docs/results.json; calls no model.")
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("schema", help="print the JSON Schema of benchmark.yaml (for editors)")
-    p = sub.add_parser("cache", help="inspect or clear the answer cache")
+    command("schema", "print the JSON Schema of benchmark.yaml (for editors)",
+            "Point your editor's YAML language server at it for completion and checks as you type.")
+    p = command("cache", "inspect or clear the answer cache",
+                "'info' counts the entries per kind; 'clear' deletes the cache (docs/results.json keeps every "
+                "committed answer).")
     _common(p)
     p.add_argument("action", choices=["info", "clear"], help="info: counts per kind; clear: delete the cache")
     return parser
@@ -54,7 +124,7 @@ def _cache_dir(args: argparse.Namespace) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    bench = config.load(args.config)
+    bench = _load(args)
     checks = sum(len(t.checks) for t in bench.tasks)
     out.print(f"{args.config}: ok ({len(bench.models)} models, {len(bench.tasks)} tasks, {checks} checks)")
     for warning in bench.option_warnings():
@@ -63,49 +133,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import history
-    from .evaluate import run_judge
-    from .records import utc_now
-    from .report import gather
-    from .run import run
+    from .pipeline import run_benchmark
 
-    bench = config.load(args.config)
-    portable = results.load(args.docs_dir)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        bar = progress.add_task("calling models", total=0)
+    bench = _load(args)
+    store = _open_cache(args, bench)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as progress:
+            bar = progress.add_task("calling models", total=0)
 
-        def on_event(event) -> None:
-            if event.kind == "planned":
-                progress.update(bar, total=(progress.tasks[0].total or 0) + event.total)
-            elif event.kind in ("answered", "failed"):
-                progress.advance(bar)
-                style = "red" if event.kind == "failed" else "green"
-                progress.console.print(f"[{style}]{event.kind}[/] {escape(event.message)}", markup=True)
-            elif event.kind == "note":
-                progress.console.print(f"[yellow]note[/] {escape(event.message)}", markup=True)
+            def on_event(event) -> None:
+                if event.kind == "planned":
+                    progress.update(bar, total=(progress.tasks[0].total or 0) + event.total)
+                elif event.kind in ("answered", "failed"):
+                    progress.advance(bar)
+                    if event.message:
+                        err.event(event.kind, "red" if event.kind == "failed" else "green", event.message)
+                elif event.kind == "note":
+                    err.event("note", "yellow", event.message)
 
-        summary = run(bench, store, portable, only=set(args.only), refresh=args.refresh, on_event=on_event)
-        if bench.judge is not None:
-            progress.update(bar, description="judging pairs")
-            judged = run_judge(bench, store, portable)
-            if judged:
-                progress.console.print(f"judge: {judged} pair(s) judged", markup=False)
-    if summary.called:
-        err.print("checking the new answers...", markup=False)
-        report = gather(bench, store, portable)  # runs the checks now, so render finds them cached
-        history.record(args.docs_dir, history.snapshot(report, sorted(summary.called_cells), utc_now()))
-    store.close()
-    out.print(summary.line())
+            def on_stage(stage: str) -> None:
+                progress.update(bar, description=stage)
+
+            outcome = run_benchmark(bench, store, args.docs_dir, only=set(args.only), refresh=args.refresh,
+                                    on_event=on_event, on_stage=on_stage)
+    finally:
+        store.close()
+    if outcome.judged:
+        err.print(f"judge: {outcome.judged} pair(s) judged", markup=False)
+    out.print(outcome.summary.line())
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import render
 
-    bench = config.load(args.config)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
+    bench = _load(args)
+    store = _open_cache(args, bench)
     written = render(bench, store, args.docs_dir)
     store.close()
     out.print(f"rendered {args.docs_dir}: {len(written)} file(s) changed")
@@ -113,9 +177,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    bench = config.load(args.config)
-    store = cache_mod.AnswerCache.open(_cache_dir(args))
-    portable = results.load(args.docs_dir)
+    bench = _load(args)
+    store = _open_cache(args, bench)
+    portable = _load_results(args)
     cells = plan.make_plan(bench, store)
     store.close()
     rows = []
@@ -125,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             state, reason = "committed", "in results.json; 'bench run' copies it into the cache"
         rows.append({"task": cell.task_id, "model": cell.model_id, "state": state, "reason": reason, "key": cell.key})
     if args.json:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(out.redact.tree(rows)))
         return 0
     width = max(len(f"{r['task']} × {r['model']}") for r in rows)
     for r in rows:
@@ -163,12 +227,18 @@ def _sigterm(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Until benchmark.yaml is read, the one secret known is the environment's OLLAMA_API_KEY.
+    _redact_with(Redactor([os.environ.get("OLLAMA_API_KEY", "")]))
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         return COMMANDS[args.command](args)
     except BenchError as e:
         err.print(f"Error: {e}", markup=False)
         return e.exit_code
+    except OSError as e:  # a --docs-dir or --cache-dir that is a file, unwritable, on a full disk...
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"Error: {where}{e.strerror or e}. Check --docs-dir and --cache-dir.", markup=False)
+        return 1
     except KeyboardInterrupt:
         err.print("Interrupted: finished cells are kept; run 'bench run' again to call the rest.", markup=False)
         return 130

@@ -316,11 +316,10 @@ class Benchmark(Schema):
         return model.timeout_s or self.defaults.timeout_s
 
     def secrets(self, env: dict[str, str] | None = None) -> list[str]:
-        """Every header value and API key: these must never be written anywhere."""
-        env = dict(os.environ) if env is None else env
-        values = [v for m in self.models for v in m.headers.values()]
-        values += [env.get(m.api_key_env, "") for m in self.models if m.api_key_env]
-        return sorted({part for v in values for part in (v, v.split()[-1]) if len(part) >= 4})
+        """Every secret the benchmark knows (header tokens, API keys, OLLAMA_API_KEY): never written anywhere."""
+        from .safety import Redactor
+
+        return list(Redactor.for_benchmark(self, env).secrets)
 
 
 # ------------------------------------------------------------------------------------------------ loading

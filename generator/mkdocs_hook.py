@@ -8,7 +8,6 @@ cache or results.json fails the build with its message and no traceback.
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ from generator import config as bench_config
 from generator.cache import DEFAULT_DIR, AnswerCache
 from generator.errors import BenchError
 from generator.evaluate import reviews_path
-from generator.render import nav, render
+from generator.render import html_text, nav, render
 
 log = logging.getLogger("mkdocs.hooks.bench")
 
@@ -41,9 +40,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
         raise PluginError(str(e)) from None
     log.info(f"bench: rendered {config.docs_dir} from {cache_dir}: {len(changed)} file(s) changed")
     # Themes insert site_name and nav titles into HTML unescaped.
-    config.site_name = html.escape(bench.title)
+    config.site_name = html_text(bench.title)
     if bench.description:
-        config.site_description = html.escape(bench.description)
+        config.site_description = html_text(bench.description)
     config.nav = nav(bench, config.docs_dir)
     reviews = reviews_path(bench)
     if reviews.exists() and str(reviews) not in config.watch:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from .config import OPENAI_EXTRA_OPTIONS, OPENAI_OPTIONS, ModelSpec
 from .errors import ProviderError
 from .records import Completion, ModelDetails
+from .safety import CrossOriginRedirect, request_guard
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,12 @@ class OllamaProvider(Provider):
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        # The client would send $OLLAMA_API_KEY to any host without an Authorization header of its own: only
+        # an Authorization the model's headers give is sent, and never to another origin.
+        guard = request_guard(spec.host, shown_host=redact_url(spec.host),
+                              send_authorization=any(k.lower() == "authorization" for k in spec.headers))
         self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout,
-                                     verify=_tls_context())
+                                     event_hooks={"request": [guard]}, verify=_tls_context())
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
@@ -277,8 +282,10 @@ class OpenAIProvider(Provider):
         self.max_answer_chars = max_answer_chars
         self.server: str | None = None  # set by probe
         key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
+        guard = request_guard(spec.host, shown_host=redact_url(spec.host), send_authorization=True)
         self._client = openai.OpenAI(base_url=spec.host, api_key=key or "unset", timeout=timeout_s, max_retries=0,
-                                     default_headers=spec.headers or None)
+                                     default_headers=spec.headers or None,
+                                     http_client=openai.DefaultHttpxClient(event_hooks={"request": [guard]}))
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
@@ -422,6 +429,9 @@ class _ErrorMap:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, (ProviderError, KeyboardInterrupt, SystemExit)):
             return False
+        for cause in (exc, exc.__cause__):  # the openai client wraps what a request hook raises
+            if isinstance(cause, CrossOriginRedirect):
+                raise ProviderError(str(cause), kind="redirect") from None
         raise self.reason(exc) from None
 
     def reason(self, exc: BaseException) -> ProviderError:

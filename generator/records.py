@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from .safety import META_MAX, REASON_MAX, cap, clean_tree
 
 
 def utc_now() -> str:
@@ -23,22 +25,43 @@ def sha256(text: str) -> str:
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        """Every string becomes valid UTF-8 text before a record exists (a lone surrogate from an answer, a
+        server or answer code becomes U+FFFD), so no record can fail to be cached or written; records with a
+        ``text_replaced`` field say so."""
+        if not isinstance(data, dict):
+            return data
+        data, replaced = clean_tree(data)
+        if replaced and "text_replaced" in cls.model_fields:
+            data["text_replaced"] = True
+        return data
+
+
+# What a server reports about a model (names, versions, digests) is bounded: a 5 MB "family" must not be
+# copied into every cell of results.json. Reasons are one line.
+Meta = Annotated[str, AfterValidator(lambda v: cap(v, META_MAX))]
+Reason = Annotated[str, AfterValidator(lambda v: cap(v, REASON_MAX))]
+REPLACED_NOTE = "Text the source sent that is not valid UTF-8 (e.g. a lone surrogate) was replaced with U+FFFD."
+
 
 class ModelDetails(Record):
     """What the server says about a model tag."""
 
-    digest: str | None = Field(None, description="Digest of the weights behind the tag.")
-    family: str | None = None
-    parameter_size: str | None = Field(None, description="e.g. 27.4B")
-    quantization_level: str | None = Field(None, description="e.g. Q4_K_M")
-    format: str | None = None
-    server_version: str | None = Field(None, description="Version the server reports.")
-    server: str | None = Field(None, description="Kind of server: ollama, llama.cpp, vllm, or None when unknown.")
-    capabilities: list[str] | None = Field(None, description="Ollama /api/show capabilities (thinking, tools, ...).")
+    digest: Meta | None = Field(None, description="Digest of the weights behind the tag.")
+    family: Meta | None = None
+    parameter_size: Meta | None = Field(None, description="e.g. 27.4B")
+    quantization_level: Meta | None = Field(None, description="e.g. Q4_K_M")
+    format: Meta | None = None
+    server_version: Meta | None = Field(None, description="Version the server reports.")
+    server: Meta | None = Field(None, description="Kind of server: ollama, llama.cpp, vllm, or None when unknown.")
+    capabilities: list[Meta] | None = Field(None, description="Ollama /api/show capabilities (thinking, tools, ...).")
     context_length: int | None = Field(None, description="Context window the loaded model runs with, in tokens.")
     size_bytes: int | None = Field(None, description="Memory the loaded model takes (Ollama /api/ps size).")
     vram_bytes: int | None = Field(
         None, description="Of size_bytes, how much is in GPU memory (/api/ps size_vram); less means partly on CPU.")
+    text_replaced: bool = Field(False, description=REPLACED_NOTE)
 
 
 class ModelProbe(Record):
@@ -46,7 +69,7 @@ class ModelProbe(Record):
 
     model_id: str
     ok: bool = Field(description="The server answered and has the model.")
-    reason: str | None = Field(None, description="Why not, in one line.")
+    reason: Reason | None = Field(None, description="Why not, in one line.")
     details: ModelDetails | None = None
     warm_up_ms: float | None = Field(None, description="Wall time of the empty-prompt load before the first call.")
     checked_at: str = Field(default_factory=utc_now)
@@ -57,7 +80,7 @@ class Completion(Record):
 
     text: str = Field(description="The answer, exactly as the model sent it.")
     thinking: str = Field("", description="Thinking text, kept apart from the answer.")
-    done_reason: str | None = Field(None, description="'stop', or 'length' when cut by num_predict.")
+    done_reason: Meta | None = Field(None, description="'stop', or 'length' when cut by num_predict.")
     latency_ms: float = Field(description="Wall clock from sending the request to the last chunk.")
     ttft_ms: float | None = Field(None, description="Wall clock to the first streamed token.")
     load_ms: float | None = Field(None, description="Server's load_duration for this call.")
@@ -75,9 +98,10 @@ class Completion(Record):
         None, description="Prompt tokens the server reused from its cache instead of evaluating (llama.cpp cache_n).")
     machine_busy: bool = Field(
         False, description="Another call ran on the same machine while this one did (its timings may be slower).")
-    digest: str | None = Field(None, description="Digest of the model weights the server reported.")
-    server_version: str | None = None
+    digest: Meta | None = Field(None, description="Digest of the model weights the server reported.")
+    server_version: Meta | None = None
     created_at: str = Field(default_factory=utc_now, description="When the answer was received (UTC).")
+    text_replaced: bool = Field(False, description=REPLACED_NOTE)
 
 
 class Answer(Completion):
@@ -86,6 +110,10 @@ class Answer(Completion):
     key: str = Field(description="Cache key of the request that produced it.")
     model_id: str
     task_id: str
+    host: str | None = Field(None, description="Base URL it was made on, credentials stripped (not in the key).")
+    hardware: str | None = Field(None, description="The model entry's declared hardware when it was made.")
+    warm_up_ms: float | None = Field(None, description="The empty-prompt load made before this run's first call "
+                                                       "of the model (None: no warm-up in that run).")
 
     @property
     def output_sha256(self) -> str:
@@ -106,9 +134,10 @@ class Failure(Record):
     key: str
     model_id: str
     task_id: str
-    reason: str = Field(description="One line: what went wrong and what to do.")
-    kind: str = Field("error", description="connection, not_found, server, timeout, cut, malformed, ...")
+    reason: Reason = Field(description="One line: what went wrong and what to do.")
+    kind: Meta = Field("error", description="connection, not_found, server, timeout, cut, malformed, ...")
     at: str = Field(default_factory=utc_now)
+    text_replaced: bool = Field(False, description=REPLACED_NOTE)
 
 
 CellState = Literal["cached", "missing", "failed", "stale"]
@@ -160,7 +189,7 @@ class JudgeResult(Record):
     models: tuple[str, str]
     winner: str | None = Field(None, description="A model id, 'tie', or None when the judge failed.")
     rationale: str = ""
-    error: str | None = None
+    error: Reason | None = None
 
 
 class CellResult(Record):

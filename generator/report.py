@@ -13,16 +13,26 @@ from .config import Benchmark, ModelSpec, TaskSpec
 from .decide import decide
 from .evaluate import Evidence, evaluate_cell, load_reviews
 from .plan import cell_key
-from .records import CellResult, ModelProbe, Verdict
+from .providers import redact_url
+from .records import Answer, CellResult, ModelDetails, ModelProbe, Verdict
 from .results import Portable
 
 
 @dataclass(frozen=True)
 class ModelReport:
+    """One model and its environment as recorded with its answers (the config's value only where none is)."""
+
     spec: ModelSpec
     status: str  # ok, partial, unavailable, not_run
     reason: str | None
     probe: ModelProbe | None
+    host: str  # base URL the answers were made on (credentials stripped), else the configured one
+    hardware: str | None  # declared hardware recorded with the answers, else the configured one
+    details: ModelDetails | None  # what the server reported: parameters, quantization, digest
+    digest: str | None
+    server_version: str | None
+    warm_up_ms: float | None  # the empty-prompt load recorded with the model's first answers
+    from_record: bool  # host and hardware come from answers (False: from today's benchmark.yaml)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,37 @@ def _model_status(cells: list[CellResult]) -> tuple[str, str | None]:
     return "not_run", "not run yet: run 'make bench'"
 
 
+def _most_common(values: list) -> object:
+    """The value most answers share (ties: the latest), or None."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return max(reversed(values), key=values.count)
+
+
+def _model_report(model: ModelSpec, cells: list[CellResult], probe: ModelProbe | None, portable: Portable) -> ModelReport:
+    status, reason = _model_status(cells)
+    answers: list[Answer] = sorted((c.answer for c in cells if c.answer), key=lambda a: a.created_at)
+    committed = portable.model(model.id)
+    recorded_host = _most_common([a.host for a in answers]) or (committed.host if committed and answers else None)
+    recorded_hw = _most_common([a.hardware for a in answers])
+    if recorded_hw is None and committed and answers:
+        recorded_hw = committed.hardware
+    from_record = recorded_host is not None
+    details = probe.details if probe and probe.details else (committed.details if committed else None)
+    digest = _most_common([a.digest for a in answers]) or (details.digest if details else None)
+    version = _most_common([a.server_version for a in answers]) or (details.server_version if details else None)
+    # A load time belongs to the answers made right after it: the earliest answers' warm-up, so that a rerun
+    # that finds the model already resident does not replace a cold load with a warm one.
+    warm = next((a.warm_up_ms for a in answers if a.warm_up_ms is not None), None)
+    if warm is None and answers and committed is not None:
+        warm = committed.warm_up_ms
+    return ModelReport(spec=model, status=status, reason=reason, probe=probe,
+                       host=recorded_host or redact_url(model.host),
+                       hardware=recorded_hw if from_record else model.hardware, details=details, digest=digest,
+                       server_version=version, warm_up_ms=warm, from_record=from_record)
+
+
 def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: Evidence | None = None) -> Report:
     """Cells, evidence and verdicts for every task, ready to render."""
     evidence = evidence or Evidence(cache=cache, reviews=load_reviews(bench), portable=portable)
@@ -77,9 +118,7 @@ def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: E
     models = []
     for model in bench.models:
         cells = [t.cell(model.id) for t in tasks]
-        probe = cache.probe(model.id)
-        status, reason = _model_status(cells)
-        models.append(ModelReport(spec=model, status=status, reason=reason, probe=probe))
+        models.append(_model_report(model, cells, cache.probe(model.id), portable))
     stamps = [c.answer.created_at if c.answer else c.failure.at for t in tasks for c in t.cells
               if c.answer or (c.failure and c.failure.at)]
     return Report(bench=bench, models=models, tasks=tasks, generated_at=max(stamps) if stamps else None)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, ValidationError
 
 from .errors import BenchError
-from .records import Answer, CheckResult, Failure, JudgeResult, ModelDetails, Record, Review
+from .records import REPLACED_NOTE, Answer, CheckResult, Failure, JudgeResult, ModelDetails, Reason, Record, Review
 
 SCHEMA_VERSION = 1
 FILENAME = "results.json"
+R = TypeVar("R", bound=Record)
 
 
 class ModelEntry(Record):
@@ -26,7 +28,7 @@ class ModelEntry(Record):
     host: str = Field(description="Base URL, or 'redacted' when report.show_hosts is false.")
     hardware: str | None = None
     status: str = Field(description="ok, partial, unavailable or not_run.")
-    reason: str | None = None
+    reason: Reason | None = None
     details: ModelDetails | None = None
     digest: str | None = None
     warm_up_ms: float | None = Field(None, description="Empty-prompt load before the first timed call.")
@@ -35,7 +37,7 @@ class ModelEntry(Record):
 class CellEntry(Record):
     model: str
     status: str = Field(description="ok, failed or not_run.")
-    reason: str | None = None
+    reason: Reason | None = None
     key: str
     answer: str | None = Field(None, description="The answer in full.")
     thinking: str = ""
@@ -55,7 +57,11 @@ class CellEntry(Record):
     output_sha256: str | None = None
     digest: str | None = None
     server_version: str | None = None
+    host: str | None = Field(None, description="Base URL the answer was made on, or 'redacted'.")
+    hardware: str | None = Field(None, description="Declared hardware when the answer was made.")
+    warm_up_ms: float | None = Field(None, description="The model load measured before this answer's run.")
     created_at: str | None = Field(None, description="When the answer arrived.")
+    text_replaced: bool = Field(False, description=REPLACED_NOTE)
     failed_at: str | None = Field(None, description="When the last failed attempt was made.")
     failure_kind: str | None = None
     checks: list[CheckResult] = Field(default_factory=list)
@@ -105,10 +111,11 @@ class ResultsFile(Record):
 
 
 class Portable:
-    """Answers and failures of a results.json, found by cache key."""
+    """Answers and failures of a results.json, found by cache key. ``problems``: entries that were skipped."""
 
-    def __init__(self, results: ResultsFile | None):
+    def __init__(self, results: ResultsFile | None, problems: list[str] | None = None):
         self.results = results
+        self.problems = problems or []
         self.answers: dict[str, Answer] = {}
         self.failures: dict[str, Failure] = {}
         for task in results.tasks if results else []:
@@ -125,16 +132,58 @@ class Portable:
 
 
 def load(docs_dir: str | Path) -> Portable:
-    """The committed record in ``docs_dir``, or an empty one when there is none."""
+    """The committed record in ``docs_dir``, or an empty one when there is none.
+
+    A damaged entry (a cell, a task, a model) is skipped and named in ``problems``; the rest loads. Only a
+    file that is not JSON at all, or of another schema version, stops the command.
+    """
     path = Path(docs_dir) / FILENAME
     if not path.exists():
         return Portable(None)
     try:
-        return Portable(ResultsFile.model_validate_json(path.read_text(encoding="utf-8")))
-    except (ValidationError, ValueError, OSError) as e:
-        first = e.errors()[0] if isinstance(e, ValidationError) else None
-        where = f" at {'.'.join(map(str, first['loc']))}: {first['msg']}" if first else f": {e}"
-        raise BenchError(
-            f"{path} is not a results file this version can read{where}. "
-            f"Restore it from git, or delete it to render from the cache alone."
-        ) from None
+        # Python's parser, not pydantic's: it accepts a lone surrogate escape, which the records then replace.
+        document = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (ValueError, OSError) as e:
+        raise BenchError(f"{path} is not a results file this version can read: {e}. "
+                         f"Restore it from git, or delete it to render from the cache alone.") from None
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if version != SCHEMA_VERSION:
+        raise BenchError(f"{path} is not a results file this version can read (schema_version {version!r}, "
+                         f"expected {SCHEMA_VERSION}). Restore it from git, or delete it to render from the cache alone.")
+    problems: list[str] = []
+    models = _entries(document.get("models"), ModelEntry, "models", problems)
+    tasks = []
+    for i, task in enumerate(document.get("tasks") if isinstance(document.get("tasks"), list) else []):
+        where = f"tasks[{i}]"
+        if not isinstance(task, dict):
+            problems.append(f"{where}: not an object")
+            continue
+        cells = _entries(task.get("cells"), CellEntry, f"{where}.cells", problems)
+        entry = _entry({**task, "cells": []}, TaskEntry, where, problems)
+        if entry is None:  # the task's own fields are damaged: its cells are still good evidence
+            entry = _entry({**task, "cells": [], "judge": None}, TaskEntry, where, [])
+        if entry is not None:
+            tasks.append(entry.model_copy(update={"cells": cells}))
+    benchmark = _entry(document.get("benchmark"), BenchmarkEntry, "benchmark", problems)
+    results = ResultsFile(generated_at=document.get("generated_at") if isinstance(document.get("generated_at"), str)
+                          else None, benchmark=benchmark or BenchmarkEntry(title="", sha256=""),
+                          models=models, tasks=tasks)
+    return Portable(results, [f"{path}: {p}; skipped" for p in problems])
+
+
+def _entry(data: object, kind: type[R], where: str, problems: list[str]) -> R | None:
+    try:
+        return kind.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        problems.append(f"{where}{loc}: {first['msg']}")
+        return None
+
+
+def _entries(data: object, kind: type[R], where: str, problems: list[str]) -> list[R]:
+    if not isinstance(data, list):
+        problems.append(f"{where}: not a list")
+        return []
+    found = (_entry(item, kind, f"{where}[{i}]", problems) for i, item in enumerate(data))
+    return [e for e in found if e is not None]

@@ -118,6 +118,7 @@ class Runner:
         self.summary = RunSummary()
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self._finished: set[str] = set()  # keys of cells answered or failed in this run
 
     # -- the whole run --------------------------------------------------------------------------------
 
@@ -184,47 +185,58 @@ class Runner:
         for model_id, (calls, kept) in models.items():
             if self.stop.is_set():
                 return
-            model = self.bench.model(model_id)
-            provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
             try:
-                details = provider.probe(model.model)
-            except ProviderError as e:
-                self.cache.put_probe(ModelProbe(model_id=model.id, ok=False, reason=e.reason))
-                if calls:
-                    self._note(f"{model.id}: {e.reason}")
+                self._run_model(self.bench.model(model_id), calls, kept, occupancy)
+            except Exception as e:  # whatever goes wrong costs this model's cells, never the host's other models
+                error = _unexpected(e)
+                self._note(f"{model_id}: {error.reason}")
                 for cell in calls:
-                    self._record_failure(cell, e)
-                continue
-            calls = calls + self._repulled(model, details, kept)
-            # Calls with the same load-time options go together, each group after a warm-up with its options,
-            # so no timed call pays for a reload (Ollama reloads when num_ctx changes).
-            groups: dict[str, list[tuple[Cell, Request]]] = {}
+                    if cell.key not in self._finished:
+                        self._record_failure(cell, error)
+
+    def _run_model(self, model: ModelSpec, calls: list[Cell], kept: list[Cell], occupancy: _Occupancy) -> None:
+        provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
+        try:
+            details = provider.probe(model.model)
+        except ProviderError as e:
+            self.cache.put_probe(ModelProbe(model_id=model.id, ok=False, reason=e.reason))
+            if calls:
+                self._note(f"{model.id}: {e.reason}")
             for cell in calls:
-                request = request_for(self.bench, model, self.bench.task(cell.task_id))
-                groups.setdefault(json.dumps(request.load_options(), sort_keys=True), []).append((cell, request))
-            if calls and (unsent := provider.unsent(groups[next(iter(groups))][0][1])):
-                self._note(f"{model.id}: {', '.join(unsent)} not sent: this server is not one known to accept "
-                           f"them (llama.cpp, vLLM)")
-            warm = None
-            for n, group in enumerate(groups.values()):
-                if self.stop.is_set():
-                    return
-                if self.bench.defaults.warm_up:
-                    try:
-                        took = provider.warm_up(model.model, group[0][1].load_options())
-                        warm = took if warm is None else warm
-                    except ProviderError as e:
-                        self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
-                if n == 0:
-                    details = details.model_copy(update=provider.placement(model.model))
-                    if warm is None and (before := self.cache.probe(model.id)) is not None:
-                        warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
-                    self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
-                self._call_all(provider, model, details, group, occupancy)
-            if not groups:
-                before = self.cache.probe(model.id)
-                self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details,
-                                                warm_up_ms=before.warm_up_ms if before else None))
+                self._record_failure(cell, e)
+            return
+        calls = calls + self._repulled(model, details, kept)
+        # Calls with the same load-time options go together, each group after a warm-up with its options, so
+        # no timed call pays for a reload (Ollama reloads a model when num_ctx changes, server/sched.go).
+        groups: dict[str, list[tuple[Cell, Request]]] = {}
+        for cell in calls:
+            request = request_for(self.bench, model, self.bench.task(cell.task_id))
+            groups.setdefault(json.dumps(request.load_options(), sort_keys=True), []).append((cell, request))
+        if calls and (unsent := provider.unsent(next(iter(groups.values()))[0][1])):
+            self._note(f"{model.id}: {', '.join(unsent)} not sent: this server is not one known to accept them "
+                       f"(llama.cpp, vLLM)")
+        if not groups:
+            before = self.cache.probe(model.id)
+            self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details,
+                                            warm_up_ms=before.warm_up_ms if before else None))
+        for n, group in enumerate(groups.values()):
+            if self.stop.is_set():
+                return
+            measured = None
+            if self.bench.defaults.warm_up:
+                try:
+                    measured = provider.warm_up(model.model, group[0][1].load_options())
+                except ProviderError as e:
+                    self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
+            if n == 0:
+                details = details.model_copy(update=provider.placement(model.model))
+                warm = measured
+                if warm is None and (before := self.cache.probe(model.id)) is not None:
+                    warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
+                self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
+            # The answers carry the load measured in *this* run, so the report keeps each measurement with
+            # the answers it was made with (a rerun that finds the model resident does not overwrite it).
+            self._call_all(provider, model, details, group, occupancy, measured)
 
     def _repulled(self, model: ModelSpec, details: ModelDetails, kept: list[Cell]) -> list[Cell]:
         """Cached cells answered by other weights than the tag now has: they are called again."""
@@ -245,7 +257,7 @@ class Runner:
         return stale
 
     def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails,
-                  cells: list[tuple[Cell, Request]], occupancy: _Occupancy) -> None:
+                  cells: list[tuple[Cell, Request]], occupancy: _Occupancy, warm_up_ms: float | None = None) -> None:
         """`concurrency_per_host` workers share this model's cells."""
         jobs: queue.Queue[tuple[Cell, Request]] = queue.Queue()
         for job in cells:
@@ -257,7 +269,10 @@ class Runner:
                     cell, request = jobs.get_nowait()
                 except queue.Empty:
                     return
-                self._call(provider, details, cell, request, occupancy)
+                try:
+                    self._call(provider, model, details, cell, request, occupancy, warm_up_ms)
+                except Exception as e:  # an answer that cannot be kept fails its own cell, not the others
+                    self._record_failure(cell, _unexpected(e))
 
         width = min(self.bench.defaults.concurrency_per_host, len(cells))
         if width <= 1:
@@ -269,8 +284,8 @@ class Runner:
         for w in workers:
             w.join()
 
-    def _call(self, provider: Provider, details: ModelDetails, cell: Cell, request: Request,
-              occupancy: _Occupancy) -> None:
+    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell, request: Request,
+              occupancy: _Occupancy, warm_up_ms: float | None = None) -> None:
         retries = self.bench.defaults.retries
         for attempt in range(retries + 1):
             if self.stop.is_set():
@@ -296,23 +311,41 @@ class Runner:
             key=cell.key,
             model_id=cell.model_id,
             task_id=cell.task_id,
+            host=redact_url(model.host),
+            hardware=model.hardware,
+            warm_up_ms=warm_up_ms,
         )
         self.cache.put_answer(answer)
         with self._lock:
+            self._finished.add(cell.key)
             self.summary.called += 1
             self.summary.called_cells.append(f"{cell.task_id} × {cell.model_id}")
         self.on_event(RunEvent("answered", f"{cell.task_id} × {cell.model_id}: {answer.latency_ms / 1000:.1f}s", cell))
 
     def _record_failure(self, cell: Cell, error: ProviderError) -> None:
-        self.cache.put_failure(
-            Failure(key=cell.key, model_id=cell.model_id, task_id=cell.task_id, reason=error.reason, kind=error.kind)
-        )
+        failure = Failure(key=cell.key, model_id=cell.model_id, task_id=cell.task_id, reason=error.reason,
+                          kind=error.kind)
+        reason = failure.reason
+        try:
+            self.cache.put_failure(failure)
+        except Exception as e:  # still counted and shown: the next run calls the cell again anyway
+            reason += f" (not recorded in the cache: {_unexpected(e).reason})"
         with self._lock:
             self.summary.failed += 1
-        self.on_event(RunEvent("failed", f"{cell.task_id} × {cell.model_id}: {error.reason}", cell))
+            self._finished.add(cell.key)
+        self.on_event(RunEvent("failed", f"{cell.task_id} × {cell.model_id}: {reason}", cell))
 
     def _note(self, message: str) -> None:
         self.on_event(RunEvent("note", message))
+
+
+def _unexpected(error: Exception) -> ProviderError:
+    """Any exception as a cell's failure: a reason in one line, retried on the next run."""
+    if isinstance(error, ProviderError):
+        return error
+    detail = " ".join(str(error).split())[:200]
+    return ProviderError(f"the result could not be kept ({type(error).__name__}: {detail}); "
+                         f"'bench run' tries the cell again", kind="internal")
 
 
 def run(bench: Benchmark, cache: AnswerCache, portable: Portable, *, only: set[str] | None = None,

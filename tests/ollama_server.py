@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from loopback import LoopbackServer, StreamingHandler
 
@@ -94,6 +94,10 @@ class FakeOllama(LoopbackServer):
         self.models: dict[str, FakeModel] = {m.tag: m for m in (models or [])}
         self.one_model_at_a_time = one_model_at_a_time
         self.version = version
+        # Poison and leak tests: rewrite each JSON reply (request, payload) → payload; answer everything
+        # with a 307 to this base URL instead.
+        self.reply_hook: Callable[[LoggedRequest, Any], Any] | None = None
+        self.redirect_to: str | None = None
         self.log: list[LoggedRequest] = []
         self.loaded: list[str] = []
         self.load_options: dict[str, dict] = {}  # tag → load-time options it was loaded with
@@ -172,7 +176,22 @@ class FakeOllama(LoopbackServer):
                 entry = LoggedRequest(self.command, self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 with server._lock:
                     server.log.append(entry)
+                self._entry = entry
                 return entry
+
+            def _json(self, status: int, payload: dict | str) -> None:
+                if server.reply_hook is not None:
+                    payload = server.reply_hook(self._entry, payload)
+                super()._json(status, payload)
+
+            def _redirected(self) -> bool:
+                if server.redirect_to is None:
+                    return False
+                self.send_response(307)
+                self.send_header("Location", server.redirect_to + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
 
             def _model(self, body: dict) -> FakeModel | None:
                 return server.find(body.get("model") or body.get("name") or "")
@@ -180,6 +199,8 @@ class FakeOllama(LoopbackServer):
             # -- GET --
             def do_GET(self) -> None:
                 self._log({})
+                if self._redirected():
+                    return
                 if self.path == "/api/version":
                     self._json(200, {"version": server.version})
                 elif self.path == "/api/tags":
@@ -209,6 +230,8 @@ class FakeOllama(LoopbackServer):
             def do_POST(self) -> None:
                 body = self._body()
                 entry = self._log(body)
+                if self._redirected():
+                    return
                 if self.path == "/api/show":
                     model = self._model(body)
                     if model is None:

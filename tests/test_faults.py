@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import diskcache
 import pytest
 import yaml
 from conftest import ROOT, FakeModel, FakeOllama, bench_cli, write_bench
 
 from generator import cache as cache_mod
-from generator import config, plan
+from generator import config, plan, results
 
 TASKS = [{"id": "first", "title": "First", "prompt": "One."}, {"id": "second", "title": "Second", "prompt": "Two."}]
 
@@ -185,3 +187,60 @@ def test_another_model_server_keeps_working_when_one_host_is_down(isolated):
         cells = _states(bench, isolated / "cache")
         assert cells[("first", "local")].state == "cached"
         assert cells[("first", "big-brain")].state == "failed"
+
+
+def test_a_cell_whose_answer_cannot_be_stored_fails_alone_and_is_counted(server, isolated, monkeypatch, capsys):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    real_put = cache_mod.AnswerCache.put_answer
+
+    def put_answer(self, answer):
+        if (answer.task_id, answer.model_id) == ("first", "big-brain"):
+            raise OSError("No space left on device")
+        real_put(self, answer)
+
+    monkeypatch.setattr(cache_mod.AnswerCache, "put_answer", put_answer)
+    assert bench_cli("run", "--config", str(bench)) == 0
+    logs = capsys.readouterr()
+    assert logs.out.strip().endswith("4 cells: 0 cached, 3 called, 1 failed")
+    reason = "the result could not be kept (OSError: No space left on device); 'bench run' tries the cell again"
+    assert f"failed first × big-brain: {reason}" in logs.err
+    cells = _states(bench, isolated / "cache")
+    assert cells[("first", "big-brain")].state == "failed" and cells[("first", "big-brain")].reason == reason
+    assert [c.state for k, c in cells.items() if k != ("first", "big-brain")] == ["cached"] * 3
+
+
+def test_a_damaged_cache_entry_is_a_miss_for_that_cell_only(server, isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    assert bench_cli("run", "--config", str(bench)) == 0
+    damaged = _states(bench, isolated / "cache")[("first", "local")].key
+    with diskcache.Cache(str(isolated / "cache")) as raw:
+        raw[f"answer:{damaged}"] = '{"text": "half an ent'
+    cells = _states(bench, isolated / "cache")
+    assert cells[("first", "local")].state == "missing"
+    assert [c.state for k, c in cells.items() if k != ("first", "local")] == ["cached"] * 3
+    before = len(server.generations())
+    assert bench_cli("run", "--config", str(bench)) == 0
+    assert len(server.generations()) == before + 1
+
+
+def test_a_damaged_results_entry_is_skipped_and_named_and_the_rest_loads(server, isolated, capsys):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    assert bench_cli("run", "--config", str(bench)) == 0
+    assert bench_cli("render", "--config", str(bench)) == 0
+    path = isolated / "docs" / "results.json"
+    document = json.loads(path.read_text())
+    document["tasks"][0]["cells"][0]["latency_ms"] = "not a number"
+    document["tasks"][1]["cells"][1]["answer"] = "lone \ud800 surrogate"  # json.dumps writes it as \ud800
+    path.write_text(json.dumps(document))
+    portable = results.load(isolated / "docs")
+    assert len(portable.answers) == 3
+    assert portable.problems == [f"{path}: tasks[0].cells[0].latency_ms: Input should be a valid number, "
+                                 f"unable to parse string as a number; skipped"]
+    assert "lone \ufffd surrogate" in [a.text for a in portable.answers.values()]
+    assert bench_cli("cache", "clear") == 0
+    capsys.readouterr()
+    assert bench_cli("status", "--config", str(bench)) == 0  # the damaged cell is missing, the rest committed
+    logs = capsys.readouterr()
+    assert "note docs/results.json: tasks[0].cells[0].latency_ms" in logs.err
+    assert "3 committed, 1 missing" in logs.out
+    assert bench_cli("render", "--config", str(bench)) == 0

@@ -1,0 +1,208 @@
+"""The page views: each model, task and cell as the pages show it, with secrets (and hosts, if asked) removed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ..config import Benchmark
+from ..providers import redact_url
+from ..records import CellResult, ModelDetails
+from ..report import ModelReport, Report, TaskReport
+from .escape import Markdown, inline
+from .formats import checks_score, duration
+
+REDACTED = "redacted"
+
+
+class Redactor:
+    """Removes secrets always, and hosts when report.show_hosts is false, from every text render writes."""
+
+    def __init__(self, bench: Benchmark, report: Report | None = None):
+        self.show_hosts = bench.report.show_hosts
+        pairs = [(secret, "[secret]") for secret in bench.secrets()]
+        if not self.show_hosts:
+            hosts = [m.host for m in bench.models]
+            # Hosts recorded with the answers too: a pod's URL from an earlier run is not in today's config.
+            hosts += [m.host for m in report.models] if report else []
+            hosts += [c.answer.host for t in (report.tasks if report else []) for c in t.cells
+                      if c.answer and c.answer.host]
+            for host in hosts:
+                parts = urlsplit(host)
+                netloc = parts.netloc.rsplit("@", 1)[-1]
+                for needle in (host, redact_url(host), parts.netloc, netloc, parts.hostname or ""):
+                    if needle and needle != REDACTED:
+                        pairs.append((needle, REDACTED))
+        # Longest first, so a URL is replaced whole before its host name is.
+        self._pairs = sorted(set(pairs), key=lambda p: (-len(p[0]), p[0]))
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        for needle, replacement in self._pairs:
+            text = text.replace(needle, replacement)
+        return text
+
+    def host(self, host: str | None) -> str | None:
+        if host is None:
+            return None
+        return redact_url(host) if self.show_hosts else REDACTED
+
+
+# ---------------------------------------------------------------------------------------- the views
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One model as the pages show it."""
+
+    id: str
+    label: str
+    tag: str
+    provider: str
+    host: str
+    hardware: str | None
+    status: str
+    reason: str | None
+    details: ModelDetails | None
+    digest: str | None
+    warm_up_ms: float | None
+    server_version: str | None = None
+    from_record: bool = False
+
+    @property
+    def size(self) -> str | None:
+        """'27.4B, Q4_K_M' as the server reports them."""
+        parts = [self.details.parameter_size, self.details.quantization_level] if self.details else []
+        return ", ".join(p for p in parts if p) or None
+
+    @property
+    def status_text(self) -> str:
+        shown = {"ok": "ok", "partial": "partial", "unavailable": "UNAVAILABLE", "not_run": "not run"}[self.status]
+        return f"{shown}: {self.reason}" if self.reason else shown
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A warning shown above an answer (cut, empty)."""
+
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CellView:
+    model: ModelView
+    cell: CellResult
+    reason: str | None  # redacted
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def answer(self):
+        return self.cell.answer
+
+    @property
+    def summary(self) -> str:
+        """What a comparison-table cell says: '5/8 checks · 12.3 s', 'UNAVAILABLE', 'not run'."""
+        if self.cell.status == "failed":
+            return "UNAVAILABLE"
+        if self.cell.status == "not_run":
+            return "not run"
+        parts = [checks_score(self.cell)] if self.cell.checks else ["answered"]
+        parts.append(duration(self.answer.latency_ms))
+        parts += [f.title.split(":")[0].lower() for f in self.flags]
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    report: TaskReport
+    cells: list[CellView]
+    winner: str  # a model label, 'tie' or 'N/A'
+    reason: str  # redacted
+    judge_error: str | None
+
+    @property
+    def spec(self):
+        return self.report.spec
+
+    @property
+    def verdict(self):
+        return self.report.verdict
+
+    @property
+    def page(self) -> str:
+        return f"tasks/{self.spec.id}.md"
+
+    @property
+    def not_answered(self) -> str:
+        """'N/A: Big Brain and Local did not answer (connection refused ...)': models grouped by reason."""
+        by_reason: dict[str, list[str]] = {}
+        for c in self.cells:
+            if c.cell.status != "ok":
+                by_reason.setdefault(c.reason or "no reason recorded", []).append(c.model.label)
+        parts = [f"{' and '.join(labels)} did not answer ({reason})" for reason, labels in by_reason.items()]
+        return "N/A: " + "; ".join(parts)
+
+    @property
+    def winner_text(self) -> str:
+        if self.verdict.winner is None:
+            return self.not_answered
+        if self.verdict.objectively_clear:
+            return f"{self.winner} (objectively clear)"
+        return self.winner
+
+
+def winner_cell(task: TaskView) -> Markdown:
+    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: reason'."""
+    if task.verdict.winner is None:
+        return inline(task.winner_text)
+    if task.verdict.winner == "tie":
+        return Markdown("tie")
+    clear = " · objectively clear" if task.verdict.objectively_clear else ""
+    return Markdown(f"**{inline(task.winner)}**{clear}")
+
+
+def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
+    answer = cell.answer
+    if answer is None:
+        return []
+    flags = []
+    if answer.cut:
+        limit = f" (num_predict {options_num_predict})" if options_num_predict is not None else ""
+        flags.append(Flag("Cut: the answer hit the token limit",
+                          f"done_reason is 'length': the model was stopped at its token limit{limit} "
+                          f"before it finished, so the answer is incomplete."))
+    if answer.empty:
+        flags.append(Flag("Empty: the model returned no text",
+                          "The answer is empty or only whitespace."))
+    return flags
+
+
+def _model_view(m: ModelReport, redact: Redactor) -> ModelView:
+    return ModelView(id=m.spec.id, label=m.spec.display, tag=m.spec.model, provider=m.spec.provider,
+                     host=redact.host(m.host), hardware=m.hardware, status=m.status, reason=redact(m.reason),
+                     details=m.details, digest=m.digest, warm_up_ms=m.warm_up_ms,
+                     server_version=redact(m.server_version), from_record=m.from_record)
+
+
+def views(report: Report, redact: Redactor) -> tuple[list[ModelView], list[TaskView]]:
+    models = []
+    for m in report.models:
+        models.append(_model_view(m, redact))
+    by_id = {m.id: m for m in models}
+    tasks = []
+    for t in report.tasks:
+        cells = []
+        for cell in t.cells:
+            spec = report.bench.model(cell.model_id)
+            num_predict = report.bench.options_for(spec, t.spec).num_predict
+            cells.append(CellView(model=by_id[cell.model_id], cell=cell, reason=redact(cell.reason),
+                                  flags=_flags(cell, num_predict)))
+        v = t.verdict
+        winner = "N/A" if v.winner is None else ("tie" if v.winner == "tie" else by_id[v.winner].label)
+        judge_error = redact(v.judge.error) if v.judge and v.judge.error else None
+        tasks.append(TaskView(report=t, cells=cells, winner=winner, reason=redact(v.reason), judge_error=judge_error))
+    return models, tasks
+
+
