@@ -56,7 +56,8 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
                                       "comparison.csv", "latency.csv"}
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert summary.startswith("# Test bench\n")
-    row = f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | bbbbbbbbbbbb |"
+    row = (f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | context 4096; "
+           f"3\\.3 GB, all in GPU memory | bbbbbbbbbbbb |")
     assert row in summary
     assert "| Task | Big Brain | Local | Winner |" in summary
     assert ("| [Sum two numbers](tasks/sum.md) | [2/2 checks · " in summary
