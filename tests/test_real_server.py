@@ -87,3 +87,4 @@ def test_pipeline_against_llama_cpp(smollm2_url, isolated, capsys):
     cells = {(t["id"], c["model"]): c for t in results["tasks"] for c in t["cells"]}
     assert cells[("french", "smol")]["done_reason"] == "length"
     assert cells[("sum", "smol")]["tokens_per_s_source"] == "server"
+    assert "Cut: the answer hit the token limit" in (isolated / "docs" / "tasks" / "french.md").read_text()
