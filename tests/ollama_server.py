@@ -110,6 +110,12 @@ class FakeOllama(LoopbackServer):
     def url(self) -> str:
         return self.address
 
+    @property
+    def modern(self) -> bool:
+        """Ollama 0.5.x (the recorded build) lists no capabilities, ignores think and has no context_length
+        in /api/ps; later versions do all three."""
+        return not self.version.startswith("0.5")
+
     def add(self, model: FakeModel) -> FakeModel:
         self.models[model.tag] = model
         return model
@@ -224,7 +230,8 @@ class FakeOllama(LoopbackServer):
                 del entry["modified_at"]
                 num_ctx = server.load_options.get(m.tag, {}).get("num_ctx", 4096)
                 return {**entry, "expires_at": "2026-01-01T00:05:00Z",
-                        "size_vram": m.size if m.size_vram is None else m.size_vram, "context_length": num_ctx}
+                        "size_vram": m.size if m.size_vram is None else m.size_vram,
+                        **({"context_length": num_ctx} if server.modern else {})}
 
             # -- POST --
             def do_POST(self) -> None:
@@ -236,19 +243,20 @@ class FakeOllama(LoopbackServer):
                     model = self._model(body)
                     if model is None:
                         return self._json(404, {"error": f"model '{body.get('model')}' not found"})
-                    return self._json(200, {"modelfile": "", "parameters": "num_ctx                        4096",
-                                            "template": "{{ .Prompt }}",
-                                            "details": self._describe(model)["details"],
-                                            "model_info": {"general.architecture": model.family,
-                                                           "general.parameter_count": 4_300_000_000},
-                                            "capabilities": model.caps(),
-                                            "modified_at": "2026-01-01T00:00:00Z"})
+                    shown = {"modelfile": "", "parameters": "num_ctx                        4096",
+                             "template": "{{ .Prompt }}", "details": self._describe(model)["details"],
+                             "model_info": {"general.architecture": model.family,
+                                            "general.parameter_count": 4_300_000_000},
+                             "modified_at": "2026-01-01T00:00:00Z"}
+                    if server.modern:
+                        shown["capabilities"] = model.caps()
+                    return self._json(200, shown)
                 if self.path not in ("/api/chat", "/api/generate"):
                     return self._json(404, {"error": "404 page not found"})
                 model = self._model(body)
                 if model is None:
                     return self._json(404, {"error": f'model "{body.get("model")}" not found, try pulling it first'})
-                if body.get("think") and "thinking" not in model.caps():
+                if body.get("think") and server.modern and "thinking" not in model.caps():
                     return self._json(400, {"error": f'"{body.get("model")}" does not support thinking'})
                 if entry.generation and model.fault and self._fault_applies(model):
                     return self._fault(model, body)

@@ -64,6 +64,18 @@ def test_think_on_a_model_without_thinking_is_reported_before_any_call(server, i
             "from model local or choose a thinking model") in capsys.readouterr().err
 
 
+def test_an_ollama_without_capabilities_is_asked_anyway(isolated):
+    # Ollama 0.5.4 (the recorded build) lists no capabilities and ignores think: nothing to refuse in advance.
+    with FakeOllama([FakeModel("smollm2:135m")], version="0.5.4-ipexllm-20250407") as server:
+        bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=[
+            {"id": "a", "title": "A", "prompt": "One."}])
+        _edit(bench, lambda d: (d["models"].pop(0), d["models"][0].update(model="smollm2:135m", think=True)))
+        assert bench_cli("run", "--config", str(bench)) == 0
+        assert len(server.generations()) == 1
+    details = cache_mod.AnswerCache.open(isolated / "cache").probe("local").details
+    assert details.capabilities is None and details.context_length is None and details.server_version.startswith("0.5.4")
+
+
 def test_tags_match_as_ollama_matches_them(isolated):
     with FakeOllama([FakeModel("gemma3:latest"), FakeModel("SmolLM2:135m")]) as server:
         bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=[
