@@ -132,6 +132,9 @@ class ModelSpec(Schema):
         if self.provider == "ollama":
             return []
         notes = []
+        if self.think is not None:
+            notes.append(f"models.{self.id}: think cannot be passed through the OpenAI API and is not sent (nor "
+                         f"part of the cache key); whether the model thinks is the server's setting")
         for name in sorted(names - OPENAI_OPTIONS):
             if name in OPENAI_EXTRA_OPTIONS:
                 notes.append(f"models.{self.id}: {name} is sent only to llama.cpp and vLLM servers (recognised when "

@@ -21,7 +21,9 @@ KEY_VERSION = 1
 def request_for(bench: Benchmark, model: ModelSpec, task: TaskSpec) -> Request:
     """The request sent for one cell."""
     options = passable_options(model.provider, bench.options_for(model, task).model_dump(exclude_none=True))
-    return Request(model=model.model, prompt=task.prompt, system=task.system, options=options, think=model.think)
+    # The OpenAI API has no think flag: the server decides, so it is neither sent nor in the key.
+    think = model.think if model.provider == "ollama" else None
+    return Request(model=model.model, prompt=task.prompt, system=task.system, options=options, think=think)
 
 
 def cache_key(model: ModelSpec, request: Request) -> str:

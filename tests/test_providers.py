@@ -153,9 +153,12 @@ def test_ollama_v1_reasoning_and_latest_ids(isolated):
 
 
 def test_validate_warns_for_every_option_the_provider_cannot_pass(isolated, capsys):
-    bench = _openai_bench(isolated, "http://localhost:8080/v1", options=OPTIONS)
+    bench = _edit(_openai_bench(isolated, "http://localhost:8080/v1", options=OPTIONS),
+                  lambda d: d["models"][0].update(think=True))
     assert bench_cli("validate", "--config", str(bench)) == 0
     assert capsys.readouterr().err.splitlines() == [
+        "warning: models.srv: think cannot be passed through the OpenAI API and is not sent (nor part of the cache "
+        "key); whether the model thinks is the server's setting",
         "warning: models.srv: min_p is sent only to llama.cpp and vLLM servers (recognised when the run starts); "
         "another OpenAI-compatible server does not get it",
         "warning: models.srv: num_ctx cannot be passed through the OpenAI API and is not sent (nor part of the "
@@ -166,5 +169,5 @@ def test_validate_warns_for_every_option_the_provider_cannot_pass(isolated, caps
         "another OpenAI-compatible server does not get it",
     ]
     loaded = config.load(bench)
-    keyed = plan.request_for(loaded, loaded.models[0], loaded.tasks[0]).options
-    assert "num_ctx" not in keyed and keyed["top_k"] == 20
+    keyed = plan.request_for(loaded, loaded.models[0], loaded.tasks[0])
+    assert "num_ctx" not in keyed.options and keyed.options["top_k"] == 20 and keyed.think is None
