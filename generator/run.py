@@ -79,6 +79,21 @@ def machine_of(model: ModelSpec) -> str:
     return f"address {min(addresses)}"
 
 
+def group_by_machine(models: list[ModelSpec]) -> dict[str, list[ModelSpec]]:
+    """Models by the machine they run on, each machine's models host by host in the order of benchmark.yaml.
+    A host counts as the machine of its first model (a later model on it without machine: joins that one)."""
+    first_seen: dict[str, int] = {}
+    for i, model in enumerate(models):
+        first_seen.setdefault(model.host, i)
+    machines: dict[str, list[ModelSpec]] = defaultdict(list)
+    host_machine: dict[str, str] = {}
+    for model in sorted(models, key=lambda m: first_seen[m.host]):
+        key = f"machine {model.machine}" if model.machine else host_machine.get(model.host) or machine_of(model)
+        host_machine.setdefault(model.host, key)
+        machines[key].append(model)
+    return dict(machines)
+
+
 class _Occupancy:
     """Calls in flight on one machine; a call learns whether another ran beside it at any moment."""
 
@@ -149,23 +164,15 @@ class Runner:
                 calls.append(cell)
             elif cell.state == "cached":
                 kept.append(cell)
-        machines: dict[str, dict[str, tuple[list[Cell], list[Cell]]]] = defaultdict(dict)
-        hosts_on: dict[str, set[str]] = defaultdict(set)
-        resolved: dict[str, str] = {}
-        host_order = {m.host: i for i, m in reversed(list(enumerate(self.bench.models)))}
-        for model in sorted((self.bench.model(m) for m in by_model), key=lambda m: host_order[m.host]):
-            key = model.machine and f"machine {model.machine}" or resolved.get(model.host) or machine_of(model)
-            resolved.setdefault(model.host, key)
-            machines[key][model.id] = by_model[model.id]
-            hosts_on[key].add(model.host)
-        for key, hosts in hosts_on.items():
+        machines = group_by_machine([self.bench.model(m) for m in by_model])
+        for key, models in machines.items():
+            hosts = sorted({redact_url(m.host) for m in models})
             if len(hosts) > 1 and not key.startswith("machine ") and todo:
-                self._note(f"{', '.join(sorted(redact_url(h) for h in hosts))} are on one machine ({key}): their "
-                           f"models are called one after the other; give the models distinct machine: keys to "
-                           f"call them at the same time")
+                self._note(f"{', '.join(hosts)} are on one machine ({key}): their models are called one after the "
+                           f"other; give the models distinct machine: keys to call them at the same time")
         threads = [
-            threading.Thread(target=self._run_machine, args=(models, _Occupancy()), name=f"machine-{i}",
-                             daemon=True)
+            threading.Thread(target=self._run_machine, args=({m.id: by_model[m.id] for m in models}, _Occupancy()),
+                             name=f"machine-{i}", daemon=True)
             for i, models in enumerate(machines.values())
         ]
         for t in threads:

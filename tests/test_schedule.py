@@ -96,3 +96,21 @@ def test_a_fresh_cache_is_seeded_from_results_json_instead_of_calling(server, is
     assert len(server.generations()) == 8
     bench_cli("run", "--config", str(bench), "--refresh", "--only", "task-1")
     assert len(server.generations()) == 10  # --refresh calls anyway
+
+
+def test_hosts_are_grouped_by_machine():
+    from generator.config import ModelSpec
+    from generator.run import group_by_machine
+
+    def spec(i, host, machine=None):
+        return ModelSpec(id=f"m{i}", model="x", host=host, machine=machine)
+
+    loopback = [spec(1, "http://localhost:11434"), spec(2, "127.0.0.1:8080"), spec(3, "http://[::1]:9")]
+    assert list(group_by_machine(loopback)) == ["this machine"]
+    remote = [spec(1, "http://10.0.0.1:11434"), spec(2, "http://10.0.0.2:11434"), spec(3, "http://10.0.0.1:8080")]
+    assert {k: [m.id for m in ms] for k, ms in group_by_machine(remote).items()} == {
+        "address 10.0.0.1": ["m1", "m3"], "address 10.0.0.2": ["m2"]}
+    declared = [spec(1, "http://10.0.0.1:11434", "box"), spec(2, "http://10.0.0.2:11434", "box"),
+                spec(3, "http://localhost:11434", "laptop")]
+    assert {k: [m.id for m in ms] for k, ms in group_by_machine(declared).items()} == {
+        "machine box": ["m1", "m2"], "machine laptop": ["m3"]}
