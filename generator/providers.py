@@ -255,13 +255,15 @@ class OllamaProvider(Provider):
 
 def _server_kind(owners: set[str]) -> str | None:
     """Which server answers /v1/models: llama.cpp says owned_by "llamacpp" (tools/server/server.cpp), vLLM
-    "vllm", Ollama the model's namespace ("library", openai/openai.go)."""
+    "vllm", Ollama the model's namespace ("library", openai/openai.go), OpenAI's API "openai" or "system"."""
     if "llamacpp" in owners:
         return "llama.cpp"
     if "vllm" in owners:
         return "vllm"
     if "library" in owners:
         return "ollama"
+    if owners & {"openai", "system", "openai-internal"}:
+        return "openai"
     return None
 
 
@@ -324,7 +326,9 @@ class OpenAIProvider(Provider):
         for name, value in request.options.items():
             if name == "num_predict":
                 if value > 0:  # -1 (no limit) and -2 (fill the context) mean: send no max_tokens
-                    params["max_tokens"] = value
+                    # OpenAI's own API refuses max_tokens for its reasoning (o-series) models and takes
+                    # max_completion_tokens from every chat model.
+                    params["max_completion_tokens" if self.server == "openai" else "max_tokens"] = value
             elif name in OPENAI_OPTIONS:
                 params[name] = value
             elif name in OPENAI_EXTRA_OPTIONS and self.server in ("llama.cpp", "vllm"):

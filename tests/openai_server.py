@@ -10,6 +10,7 @@ test_recordings.py):
   cache_n > 0 for a prompt sharing a prefix with the previous one unless the request says cache_prompt: false.
 - "ollama": Ollama's /v1 (openai/openai.go): ids carry ":latest", owned_by "library", reasoning in
   delta.reasoning.
+- "openai.com": OpenAI's own API: owned_by "system"; the token limit is max_completion_tokens.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class FakeOpenAI(LoopbackServer):
                        "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
                                    "parameter_size": "", "quantization_level": ""}} for m in self._ids()]
             return {"models": models, "object": "list", "data": data}
-        owner = "library" if self.flavor == "ollama" else "test"
+        owner = {"ollama": "library", "openai.com": "system"}.get(self.flavor, "test")
         return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner}
                                            for m in self._ids()]}
 
@@ -105,7 +106,7 @@ class FakeOpenAI(LoopbackServer):
             def _stream(self, body: dict, text: str) -> None:
                 started = time.perf_counter()
                 words = text.split(" ")
-                limit = body.get("max_tokens")
+                limit = body.get("max_completion_tokens" if server.flavor == "openai.com" else "max_tokens")
                 finish = "stop"
                 if isinstance(limit, int) and limit > 0 and len(words) > limit:
                     words, finish = words[:limit], "length"

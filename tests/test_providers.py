@@ -171,3 +171,12 @@ def test_validate_warns_for_every_option_the_provider_cannot_pass(isolated, caps
     loaded = config.load(bench)
     keyed = plan.request_for(loaded, loaded.models[0], loaded.tasks[0])
     assert "num_ctx" not in keyed.options and keyed.options["top_k"] == 20 and keyed.think is None
+
+
+def test_openai_itself_gets_max_completion_tokens(isolated):
+    with FakeOpenAI({"o4-mini": "one two three four"}, flavor="openai.com") as server:
+        bench = _openai_bench(isolated, server.url, model="o4-mini", options={"num_predict": 2})
+        assert bench_cli("run", "--config", str(bench)) == 0
+        assert server.requests[0]["max_completion_tokens"] == 2 and "max_tokens" not in server.requests[0]
+    answers, store = _answers(bench, isolated / "cache", "srv")
+    assert answers["a"].done_reason == "length" and store.probe("srv").details.server == "openai"
