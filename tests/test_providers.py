@@ -85,6 +85,15 @@ def test_tags_match_as_ollama_matches_them(isolated):
         assert len(server.generations()) == 2
 
 
+def test_a_host_written_as_ollama_host_is_written(server, isolated, monkeypatch):
+    # OLLAMA_HOST=0.0.0.0:11434 is how Ollama's FAQ has the server listen everywhere; the client reaches it.
+    monkeypatch.setenv("OLLAMA_HOST", server.url.replace("http://127.0.0.1", "0.0.0.0"))
+    bench = write_bench(isolated / "benchmark.yaml", big_host="${OLLAMA_HOST}", tasks=[
+        {"id": "a", "title": "A", "prompt": "One."}])
+    assert bench_cli("run", "--config", str(bench)) == 0
+    assert len(server.generations()) == 2
+
+
 def test_a_proxy_524_is_retried_once(isolated, capsys):
     with FakeOllama([FakeModel("gemma3:4b", fault="status", fault_status=524, fault_body="<html>524: A timeout "
                                                                                         "occurred</html>")]) as s:
