@@ -146,8 +146,8 @@ class ModelSpec(Schema):
 
 
 # What the OpenAI-compatible provider sends: the chat completions parameters, and three sampling fields that
-# llama.cpp (tools/server/server.cpp params_from_json_cmpl) and vLLM (protocol.py) accept as extra body fields.
-# num_ctx is a server setting there, so it is left out of the request and of the cache key.
+# llama.cpp (tools/server/server-task.cpp, params_from_json_cmpl) and vLLM (vllm/entrypoints/openai/protocol.py)
+# accept as extra body fields. num_ctx is a server setting there, so it is left out of the request and the key.
 OPENAI_OPTIONS = {"temperature", "seed", "num_predict", "top_p", "stop"}
 OPENAI_EXTRA_OPTIONS = {"top_k", "min_p", "repeat_penalty"}
 

@@ -254,8 +254,9 @@ class OllamaProvider(Provider):
 
 
 def _server_kind(owners: set[str]) -> str | None:
-    """Which server answers /v1/models: llama.cpp says owned_by "llamacpp" (tools/server/server.cpp), vLLM
-    "vllm", Ollama the model's namespace ("library", openai/openai.go), OpenAI's API "openai" or "system"."""
+    """Which server answers /v1/models: llama.cpp says owned_by "llamacpp" (tools/server/server.cpp, now
+    server-context.cpp), vLLM "vllm", Ollama the model's namespace ("library", openai/openai.go), OpenAI's
+    own API "openai" or "system"."""
     if "llamacpp" in owners:
         return "llama.cpp"
     if "vllm" in owners:

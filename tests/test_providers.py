@@ -73,7 +73,8 @@ def test_an_ollama_without_capabilities_is_asked_anyway(isolated):
         assert bench_cli("run", "--config", str(bench)) == 0
         assert len(server.generations()) == 1
     details = cache_mod.AnswerCache.open(isolated / "cache").probe("local").details
-    assert details.capabilities is None and details.context_length is None and details.server_version.startswith("0.5.4")
+    assert details.capabilities is None and details.context_length is None
+    assert details.server_version.startswith("0.5.4")
 
 
 def test_tags_match_as_ollama_matches_them(isolated):
