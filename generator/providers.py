@@ -136,9 +136,10 @@ def _tls_context() -> Any:
 
 
 def _same_tag(wanted: str, served: str) -> bool:
-    """Ollama matches names case-insensitively and reads a bare name as name:latest (types/model/name.go)."""
+    """Ollama matches names case-insensitively (types/model/name.go, EqualFold) and fills in the defaults:
+    gemma3 is registry.ollama.ai/library/gemma3:latest."""
     def norm(tag: str) -> str:
-        tag = tag.lower()
+        tag = tag.lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
         return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
 
     return norm(wanted) == norm(served)

@@ -157,7 +157,7 @@ class FakeOllama(LoopbackServer):
     def find(self, name: str) -> FakeModel | None:
         """Names match case-insensitively; a bare name means name:latest."""
         def norm(tag: str) -> str:
-            tag = tag.lower()
+            tag = tag.lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
             return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
 
         return next((m for m in self.models.values() if norm(m.tag) == norm(name)), None)
