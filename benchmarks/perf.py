@@ -8,6 +8,8 @@ Scenarios a and b time a whole `bench run` process (start-up and imports include
   b. one host holding one model at a time (load 1 s), 2 models x 8 tasks
   c. a warm rerun (0 model calls) of 200 tasks x 3 models: the whole `make bench` (run, render, mkdocs build)
   d. `bench render` alone for 500 tasks x 4 models, and its peak memory
+  e. cold checks: the real benchmark.yaml's four tasks x two models (tests/samples good and bad answers),
+     every check run for real (sandboxed tests and shell scenarios), nothing cached, one answer after another
 """
 
 from __future__ import annotations
@@ -154,14 +156,32 @@ def scenario_d(tmp: Path) -> dict:
                      f"{again:.2f} s as a whole process"}
 
 
+def scenario_e(tmp: Path) -> dict:
+    from generator.evaluate import objective_checks
+
+    bench = config.load(ROOT / "benchmark.yaml")
+    answers = [(task, (ROOT / "tests" / "samples" / task.id / f"{kind}.md").read_text(encoding="utf-8"))
+               for task in bench.tasks for kind in ("good", "bad")]
+    per_task: dict[str, float] = {}
+    start = time.perf_counter()
+    for task, text in answers:
+        began = time.perf_counter()
+        objective_checks(task, text)
+        per_task[task.id] = per_task.get(task.id, 0.0) + time.perf_counter() - began
+    wall = time.perf_counter() - start
+    slowest = ", ".join(f"{task} {seconds:.1f} s" for task, seconds in sorted(per_task.items(), key=lambda x: -x[1]))
+    return {"name": "e. cold checks, 4 tasks x 2 models (real checks in the sandbox)", "wall_s": wall,
+            "target_s": 30.0, "extra": f"per task (2 answers): {slowest}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=["a", "b", "c", "d"])
+    parser.add_argument("--only", nargs="*", default=["a", "b", "c", "d", "e"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
     parser.add_argument("--write", default=str(ROOT / "docs" / "tool-speed.md"),
                         help="where to write the figures ('' to skip)")
     args = parser.parse_args()
-    scenarios = {"a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d}
+    scenarios = {"a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d, "e": scenario_e}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.only:

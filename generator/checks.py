@@ -1,7 +1,12 @@
-"""Objective checks, used by the evaluate stage: run a task's checks on one answer, one CheckResult per check.
+"""Objective checks, used by the evaluate stage: run a task's checks on one parsed answer, one CheckResult each.
 
-Every detail is one line a reader can check against the answer. A check that cannot run (bad input, a
-missing tool) becomes a failed result that says why; run_checks never raises for an answer.
+Every check reads the answer parsed once (generator/parse.py); none re-scans the raw text, and thinking is
+never graded. Code checks run the program assembled from the answer (generator/program.py) in the sandbox.
+
+Status: ``pass`` or ``fail`` say something about the answer (an answer without the code a check needs
+fails it); ``error`` means the check could not run (a tool missing, the sandbox unavailable, broken test
+code) and says nothing about the answer. run_checks never raises for an answer. Rubric checks are graded by
+the judge model (generator/judge.py), not here: here they are ``error`` (not scored) unless a grade is given.
 """
 
 from __future__ import annotations
@@ -13,45 +18,57 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from croniter import croniter
 
 from . import sandbox
 from .config import (
+    CallsCheck,
     Check,
     ContainsCheck,
     CronCheck,
     PythonCheck,
     RegexCheck,
+    RubricCheck,
+    Scenario,
+    ShellCheck,
     ShellSyntaxCheck,
     TaskSpec,
     WordCountCheck,
 )
+from .parse import ParsedAnswer, parse_answer
+from .program import python_program, shell_script
 from .records import CheckResult
 
-PYTHON_LANGUAGES = ("python", "py", "python3", "py3")
-SHELL_LANGUAGES = ("bash", "sh", "shell")
 DETAIL_CHARS = 500
 QUOTE_CHARS = 80
 SHELL_TIMEOUT_S = 10
-_SHEBANG = re.compile(r"#!\s*(/usr)?/bin/(env\s+)?(ba)?sh\b")
-_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-_CLOSING = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*$")
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_TIME_FIELD = re.compile(r"^[0-9*/,\-]+$")  # minute, hour, day of month
-_NAMED_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")  # month, day of week (JAN, MON-FRI)
+SCENARIO_WORKERS = 3
 _REGEX_FLAGS = {"IGNORECASE": (re.IGNORECASE, "i"), "MULTILINE": (re.MULTILINE, "m"), "DOTALL": (re.DOTALL, "s")}
+_NEGATION = re.compile(r"\b(no|not|never|without|neither|nor|none|lacks?|cannot|instead of|rather than|"
+                       r"isn't|aren't|doesn't|don't|didn't|wasn't|won't|has no|there is no)\b|n't\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n\s*[-*+]\s+|\n\s*\d+[.)]\s+")
+_TZ = "XST-05:45"  # POSIX TZ, local = UTC+5:45 with no tzdata needed: a local time can never pass as UTC
+
+
+class _CouldNotRun(Exception):
+    """The check could not run; its message says why (status error)."""
+
+
+class _NotScored(_CouldNotRun):
+    """The check is not scored here (a rubric without the judge's grade)."""
 
 
 @dataclass(frozen=True)
-class CodeBlock:
-    """One fenced code block of an answer."""
-
-    language: str  # first word of the info string, lowercased; "" when unlabelled
-    code: str
-    line: int  # line of the opening fence, counting from 1
+class Outcome:
+    passed: bool
+    detail: str
+    score: float | None = None
 
 
 # ------------------------------------------------------------------------------------------------ public
@@ -59,103 +76,101 @@ class CodeBlock:
 
 def run_checks(task: TaskSpec, answer_text: str) -> list[CheckResult]:
     """Every check of ``task`` on ``answer_text``, in the order the task lists them."""
-    return [_run(check, answer_text) for check in task.checks]
+    parsed = parse_answer(answer_text)
+    prompt = parse_answer(task.prompt)
+    return [run_check(check, parsed, prompt) for check in task.checks]
+
+
+def run_check(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None = None) -> CheckResult:
+    start = time.perf_counter()
+    status = "fail"
+    try:
+        outcome = _evaluate(check, answer, prompt)
+        status = "pass" if outcome.passed else "fail"
+    except _NotScored as exc:
+        outcome, status = Outcome(False, f"not scored: {exc}"), "error"
+    except (_CouldNotRun, sandbox.SandboxUnavailable) as exc:
+        outcome, status = Outcome(False, f"could not run: {exc}"), "error"
+    except Exception as exc:  # a broken check must fail alone, not take the other checks with it
+        outcome, status = Outcome(False, f"the check could not run: {type(exc).__name__}: {exc}"), "error"
+    return CheckResult(
+        name=check.name or default_name(check), type=check.type, status=status, critical=check.critical,
+        weight=check.weight, detail=_one_line(outcome.detail, DETAIL_CHARS), score=outcome.score,
+        duration_ms=round((time.perf_counter() - start) * 1000, 1),
+    )
 
 
 def default_name(check: Check) -> str:
     """What a check is called on the page when benchmark.yaml gives it no name."""
     if isinstance(check, PythonCheck):
         return "python tests"
+    if isinstance(check, ShellCheck):
+        return "shell scenarios"
     if isinstance(check, ContainsCheck):
         verb = "contains" if check.type == "contains" else "does not contain"
-        return f'{verb} "{_quote(check.value)}"' + ("" if check.case_sensitive else " (any case)")
+        values = check.values
+        shown = f'"{_quote(values[0])}"' if len(values) == 1 else \
+            ("one of " if check.type == "contains" else "any of ") + ", ".join(f'"{_quote(v)}"' for v in values)
+        return f"{verb} {shown}" + ("" if check.case_sensitive else " (any case)") + _scope_text(check.where)
     if isinstance(check, RegexCheck):
         verb = "matches" if check.expect else "does not match"
         letters = "".join(_REGEX_FLAGS[f][1] for f in check.flags)
-        return f"{verb} /{_quote(check.pattern)}/{letters}"
+        return f"{verb} /{_quote(check.pattern)}/{letters}" + _scope_text(check.where)
+    if isinstance(check, CallsCheck):
+        return "calls " + " or ".join(check.any_of)
     if isinstance(check, WordCountCheck):
         return f"word count {_range_text(check.min, check.max)}"
     if isinstance(check, ShellSyntaxCheck):
         return "shell syntax"
+    if isinstance(check, RubricCheck):
+        return "rubric"
+    if isinstance(check, CronCheck) and check.every_minutes:
+        return f"cron schedule every {check.every_minutes} minutes"
     return "cron schedule"
 
 
-def code_blocks(text: str) -> list[CodeBlock]:
-    """The fenced code blocks (``` or ~~~) of a markdown text; an unclosed fence runs to the end."""
-    return _scan(text)[0]
-
-
-def extract_code(text: str, languages: tuple[str, ...], function: str | None = None) -> str | None:
-    """The code block an answer means as its solution, or None when it has none in ``languages``.
-
-    Candidates are the blocks labelled with one of ``languages``, and unlabelled blocks that are Python (they
-    parse) or a shell script (they start with a shell #!) when those languages are asked for. With
-    ``function``, the last candidate that defines it at top level (def, async def or class); otherwise,
-    or when none does, the last candidate.
-    """
-    wanted = {language.lower() for language in languages}
-    candidates = [
-        b.code for b in code_blocks(text) if b.language in wanted or (not b.language and _unlabelled_is(b.code, wanted))
-    ]
-    if not candidates:
-        return None
-    if function and wanted & set(PYTHON_LANGUAGES):
-        defining = [code for code in candidates if function in _top_level_names(code)]
-        if defining:
-            return defining[-1]
-    return candidates[-1]
-
-
 def prose_words(text: str) -> int:
-    """Words outside fenced code blocks: whitespace-separated tokens holding a letter or digit."""
-    return sum(1 for line in _scan(text)[1] for token in line.split() if any(c.isalnum() for c in token))
+    """Words in an answer's prose: outside code blocks, headings and thinking."""
+    return parse_answer(text).prose_words
 
 
 # --------------------------------------------------------------------------------------------- running
 
 
-def _run(check: Check, text: str) -> CheckResult:
-    start = time.perf_counter()
-    try:
-        passed, detail = _evaluate(check, text)
-    except Exception as exc:  # a broken check must fail alone, not take the other checks with it
-        passed, detail = False, f"the check could not run: {type(exc).__name__}: {exc}"
-    return CheckResult(
-        name=check.name or default_name(check),
-        type=check.type,
-        passed=passed,
-        critical=check.critical,
-        weight=check.weight,
-        detail=_one_line(detail, DETAIL_CHARS),
-        duration_ms=round((time.perf_counter() - start) * 1000, 1),
-    )
-
-
-def _evaluate(check: Check, text: str) -> tuple[bool, str]:
+def _evaluate(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None) -> Outcome:
     if isinstance(check, PythonCheck):
-        return _python(check, text)
+        return _python(check, answer, prompt)
+    if isinstance(check, ShellCheck):
+        return _shell(check, answer)
     if isinstance(check, ContainsCheck):
-        return _contains(check, text)
+        return _contains(check, answer)
     if isinstance(check, RegexCheck):
-        return _regex(check, text)
+        return _regex(check, answer)
+    if isinstance(check, CallsCheck):
+        return _calls(check, answer, prompt)
     if isinstance(check, WordCountCheck):
-        return _word_count(check, text)
+        return _word_count(check, answer)
     if isinstance(check, ShellSyntaxCheck):
-        return _shell_syntax(text)
+        return _shell_syntax(answer)
     if isinstance(check, CronCheck):
-        return _cron(text)
+        return _cron(check, answer)
+    if isinstance(check, RubricCheck):
+        raise _NotScored("a rubric is graded by the judge model (set `judge:` and run 'bench run')")
     raise ValueError(f"unknown check type {check.type!r}")
 
 
-def _python(check: PythonCheck, text: str) -> tuple[bool, str]:
-    code = extract_code(text, PYTHON_LANGUAGES, check.function)
-    if code is None:
-        return False, "no Python code block in the answer"
+def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | None) -> Outcome:
+    program = python_program(answer, prompt, check.function)
+    if program is None:
+        return Outcome(False, "no Python code block in the answer (none that parses)", 0.0)
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
-    report = sandbox.run_python_tests(code, check.code, limits)
+    report = sandbox.run_python_tests(program.code, check.code, limits, setup_code=check.setup)
     outcomes = report.outcomes
     if not outcomes:
-        return False, report.error or "the test code ran no test_* function"
+        error = report.error or "the test code ran no test_* function"
+        if "importing the tests failed" in error or "no test_*" in error or "test code" in error:
+            raise _CouldNotRun(error)
+        return Outcome(False, error, 0.0)
     passed = sum(o.passed for o in outcomes)
     failures = [o for o in outcomes if not o.passed]
     # Tests cut off by a whole-run error all say so; the error is shown once instead.
@@ -166,45 +181,109 @@ def _python(check: PythonCheck, text: str) -> tuple[bool, str]:
     parts += [f"{o.name}: {o.message}" for o in shown]
     if len(failures) > len(shown):
         parts.append(f"{len(failures) - len(shown)} more failed")
-    return report.error is None and not failures, "; ".join(parts)
+    return Outcome(report.error is None and not failures, "; ".join(parts), passed / len(outcomes))
 
 
-def _contains(check: ContainsCheck, text: str) -> tuple[bool, str]:
+def _found_line(answer: ParsedAnswer, fragment: str) -> str:
+    index = answer.text.find(fragment)
+    return f" on line {answer.text.count(chr(10), 0, index) + 1}" if index >= 0 else ""
+
+
+def _contains(check: ContainsCheck, answer: ParsedAnswer) -> Outcome:
     flags = 0 if check.case_sensitive else re.IGNORECASE
-    found = re.search(re.escape(check.value), text, flags)
-    shown = f'"{_quote(check.value)}"'
-    where = f"{shown} found on line {_line_of(text, found.start())}" if found else f"{shown} not found"
-    return (found is not None) == (check.type == "contains"), where
+    text = answer.scope(check.where)
+    hits: list[tuple[str, str]] = []
+    negated: list[str] = []
+    for value in check.values:
+        for found in re.finditer(re.escape(value), text, flags):
+            if check.negation_aware and check.type == "not_contains" and _negated(text, found.start()):
+                negated.append(value)
+                continue
+            hits.append((value, found.group(0)))
+            break
+    where = _scope_text(check.where)
+    if check.type == "contains":
+        if hits:
+            value, match = hits[0]
+            return Outcome(True, f'"{_quote(value)}" found{where}{_found_line(answer, match)}')
+        return Outcome(False, f"{_values_text(check.values)}{where}")
+    if hits:
+        value, match = hits[0]
+        return Outcome(False, f'"{_quote(value)}" found{where}{_found_line(answer, match)}')
+    detail = f"{_values_text(check.values)}{where}"
+    if negated:
+        detail += f' (only in negated sentences: "{_quote(negated[0])}")'
+    return Outcome(True, detail)
 
 
-def _regex(check: RegexCheck, text: str) -> tuple[bool, str]:
+def _negated(text: str, index: int) -> bool:
+    """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not)."""
+    starts = [m.end() for m in _SENTENCE.finditer(text, 0, index)]
+    start = starts[-1] if starts else 0
+    return bool(_NEGATION.search(text[start:index]))
+
+
+def _regex(check: RegexCheck, answer: ParsedAnswer) -> Outcome:
     flags = 0
     for name in check.flags:
         flags |= _REGEX_FLAGS[name][0]
-    found = re.search(check.pattern, text, flags)
-    where = f'matched "{_quote(found.group(0))}" on line {_line_of(text, found.start())}' if found else "no match"
-    return (found is not None) == check.expect, where
+    found = re.search(check.pattern, answer.scope(check.where), flags)
+    where = _scope_text(check.where)
+    detail = f'matched "{_quote(found.group(0))}"{where}{_found_line(answer, found.group(0))}' if found \
+        else f"no match{where}"
+    return Outcome((found is not None) == check.expect, detail)
 
 
-def _word_count(check: WordCountCheck, text: str) -> tuple[bool, str]:
-    words = prose_words(text)
+def _calls(check: CallsCheck, answer: ParsedAnswer, prompt: ParsedAnswer | None) -> Outcome:
+    program = python_program(answer, prompt, check.function)
+    if program is None:
+        return Outcome(False, "no Python code block in the answer")
+    tree = ast.parse(program.code)
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    wanted = set(check.any_of)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(getattr(node, "ctx", None), ast.Load):
+            name = _dotted(node, aliases)
+            if name in wanted:
+                return Outcome(True, f"{name} is used in the answer's code")
+    where = f" reached from {check.function}" if check.function else ""
+    return Outcome(False, f"no call to {' or '.join(check.any_of)} in the answer's code{where}")
+
+
+def _dotted(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(aliases.get(node.id, node.id))
+    return ".".join(reversed(parts))
+
+
+def _word_count(check: WordCountCheck, answer: ParsedAnswer) -> Outcome:
+    words = answer.prose_words
     ok = (check.min is None or words >= check.min) and (check.max is None or words <= check.max)
-    return ok, f"{words} words (limit {_range_text(check.min, check.max)})"
+    return Outcome(ok, f"{words} words of prose (limit {_range_text(check.min, check.max)})")
 
 
-def _shell_syntax(text: str) -> tuple[bool, str]:
-    scripts = [
-        b.code
-        for b in code_blocks(text)
-        if b.language in SHELL_LANGUAGES or (not b.language and _SHEBANG.match(b.code))
-    ]
-    if not scripts:
-        return False, "no shell code block (```bash, ```sh or ```shell) in the answer"
-    # The largest block is the script; smaller ones are usually a crontab line or a usage example.
-    script = max(scripts, key=lambda code: len(code.strip()))
+# ------------------------------------------------------------------------------------------------ shell
+
+
+def _shell_syntax(answer: ParsedAnswer) -> Outcome:
+    script = shell_script(answer)
+    if script is None:
+        return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer")
     bash = shutil.which("bash")
     if bash is None:
-        return False, "bash is not installed, so the syntax cannot be checked"
+        raise _CouldNotRun("bash is not installed, so the syntax cannot be checked")
     with tempfile.TemporaryDirectory(prefix="bench-shell-") as tmp:
         path = Path(tmp) / "script.sh"
         path.write_text(script, encoding="utf-8")
@@ -213,20 +292,20 @@ def _shell_syntax(text: str) -> tuple[bool, str]:
         done = _tool([bash, "-n", path.name], tmp, env)
         if done.returncode != 0:
             first = next((line for line in done.stderr.splitlines() if line.strip()), f"exit status {done.returncode}")
-            return False, "bash -n: " + first.replace(f"{path.name}: ", "", 1)
+            return Outcome(False, "bash -n: " + first.replace(f"{path.name}: ", "", 1))
         shellcheck = shutil.which("shellcheck")
         if shellcheck is None:
-            return True, "bash -n passes; shellcheck is not installed"
+            return Outcome(True, "bash -n passes; shellcheck is not installed")
         command = [shellcheck, "-S", "error", "-f", "gcc"] + ([] if script.startswith("#!") else ["-s", "bash"])
         done = _tool([*command, path.name], tmp, env)
         errors = [line for line in done.stdout.splitlines() if ": error: " in line]
         if errors:
             match = re.match(r"^[^:]*:(\d+):\d+: error: (.*)$", errors[0])
             where = f"line {match.group(1)}: {match.group(2)}" if match else errors[0]
-            return False, f"shellcheck: {where}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+            return Outcome(False, f"shellcheck: {where}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
         if done.returncode not in (0, 1):
-            return True, f"bash -n passes; shellcheck could not run (exit status {done.returncode})"
-        return True, "bash -n passes; shellcheck finds no errors"
+            return Outcome(True, f"bash -n passes; shellcheck could not run (exit status {done.returncode})")
+        return Outcome(True, "bash -n passes; shellcheck finds no errors")
 
 
 def _tool(command: list[str], cwd: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -236,95 +315,242 @@ def _tool(command: list[str], cwd: str, env: dict[str, str]) -> subprocess.Compl
             errors="replace", timeout=SHELL_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        raise TimeoutError(f"{Path(command[0]).name} did not finish in {SHELL_TIMEOUT_S} s") from None
+        raise _CouldNotRun(f"{Path(command[0]).name} did not finish in {SHELL_TIMEOUT_S} s") from None
 
 
-def _cron(text: str) -> tuple[bool, str]:
-    invalid: tuple[str, int, str] | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        for candidate in [line, *_INLINE_CODE.findall(line)]:
-            found = _cron_line(candidate)
-            if found is None:
-                continue
-            schedule, extra_field = found
-            if not extra_field and croniter.is_valid(schedule):
-                return True, f'"{schedule}" on line {number} is a valid schedule'
-            if invalid is None:
-                why = " (6 time fields; crontab takes 5)" if extra_field else ""
-                invalid = (schedule, number, why)
-    if invalid:
-        schedule, number, why = invalid
-        return False, f'"{schedule}" on line {number} is not a valid 5-field schedule{why}'
-    return False, "no crontab line (5 time fields, then a command) in the answer"
+SCRIPT = "script.sh"
+# Installs the script where the prompt puts it (when that directory is writable), then runs it N times, one
+# after another or started 0.3 s apart, and keeps each run's exit status.
+DRIVER = """n=$1
+concurrent=$2
+INSTALL
+pids=""
+for i in $(seq 1 "$n"); do
+    if [ "$concurrent" = 1 ]; then
+        bash ./script.sh >".bench-out-$i" 2>&1 &
+        pids="$pids $!"
+        sleep 0.3
+    else
+        bash ./script.sh >".bench-out-$i" 2>&1
+        echo $? >".bench-exit-$i"
+    fi
+done
+i=1
+for pid in $pids; do
+    wait "$pid"
+    echo $? >".bench-exit-$i"
+    i=$((i + 1))
+done
+"""
 
 
-def _cron_line(line: str) -> tuple[str, bool] | None:
-    """(schedule, has a sixth time field) when ``line`` looks like a crontab entry, else None."""
-    tokens = line.strip().strip("`'\"").split()
+def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
+    name = check.script_path.rsplit("/", 1)[-1] if check.script_path else None
+    script = shell_script(answer, name)
+    if script is None:
+        return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer", 0.0)
+    target = check.script_path if check.script_path and any(
+        check.script_path.startswith(d.rstrip("/") + "/") for d in check.writable_dirs) else f"./{SCRIPT}"
+    runner = _cron_runner(answer, name, target)
+    # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
+    with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
+        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner), check.scenarios))
+    failures = [f"{scenario.name}: {why}" for scenario, why in zip(check.scenarios, whys) if why]
+    passed = len(check.scenarios) - len(failures)
+    detail = f"{passed} of {len(check.scenarios)} scenarios pass"
+    if failures:
+        detail += "; " + "; ".join(failures[:2]) + (f"; {len(failures) - 2} more failed" if len(failures) > 2 else "")
+    return Outcome(not failures, detail, passed / len(check.scenarios))
+
+
+def _cron_runner(answer: ParsedAnswer, name: str | None, target: str) -> str:
+    """How the script is started: as the answer's crontab line does when it wraps it in flock, else bash.
+
+    The script is installed at ``target`` (the prompt's path when writable), so `$0`, `pgrep -f burndown.sh`
+    and a crontab line naming the path all see what they would in production.
+    """
+    if name:
+        for line in crontab_lines(answer):
+            words = line.command.split()
+            if words and words[0].rsplit("/", 1)[-1] == "flock" and any(w.endswith(name) for w in words):
+                words = [w for w in words if not re.match(r"^\d?>>?|^2>&1$", w)]
+                cut = next(i for i, w in enumerate(words) if w.endswith(name))
+                return " ".join([*words[:cut], "bash", target])
+    return f"bash {target}"
+
+
+def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str) -> str | None:
+    """Why the scenario fails, or None when it passes."""
+    target = runner.split()[-1]
+    install = "" if target == f"./{SCRIPT}" else \
+        f'mkdir -p "$(dirname {target})" && cp ./{SCRIPT} {target} && chmod +x {target} || exit 97'
+    files = {SCRIPT: script, **{f"bin/{name}": text for name, text in check.stubs.items()},
+             "driver.sh": DRIVER.replace("INSTALL", install).replace("bash ./script.sh", runner)}
+    # Always through the driver: no process's command line but the script's own names the script.
+    argv = ["bash", "driver.sh", str(scenario.runs), "1" if scenario.concurrent else "0"]
+    limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
+    before = datetime.now(timezone.utc)
+    run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs),
+                              env={"TZ": _TZ, **scenario.env})
+    after = datetime.now(timezone.utc)
+    if run.timed_out:
+        return f"timed out after {check.timeout_s:g} s"
+    if run.error and run.exit_code is None:
+        raise _CouldNotRun(run.error)
+    codes = []
+    for i in range(1, scenario.runs + 1):
+        raw = run.files.get(f".bench-exit-{i}", "").strip()
+        codes.append(int(raw) if raw.lstrip("-").isdigit() else None)
+    expect = scenario.expect
+    checked = codes[:1] if scenario.concurrent else codes
+    for i, code in enumerate(checked, start=1):
+        run_name = f"run {i} " if len(checked) > 1 else ""
+        if expect.exit == "zero" and code != 0:
+            return f"{run_name}exit status {code}, expected 0{_last_words(run, i)}"
+        if expect.exit == "nonzero" and code == 0:
+            return f"{run_name}exit status 0, expected non-zero"
+    calls = [line.split() for line in run.files.get("calls.log", "").splitlines()]
+    if expect.stop_calls is not None:
+        stops = Counter(words[1] for words in calls if len(words) >= 2 and words[0] == "stop")
+        wanted = Counter(expect.stop_calls)
+        if stops != wanted:
+            return f"`{check.stub} stop` called for {_ids(stops)}, expected {_ids(wanted)}"
+    if expect.logged:
+        log = run.files.get(check.log_file or "", "")
+        if not log.strip():
+            return f"nothing written to {check.log_file}"
+        for pod in expect.logged:
+            lines = [line for line in log.splitlines() if re.search(rf"(?<![\w-]){re.escape(pod)}(?![\w-])", line)]
+            if not lines:
+                return f"no line for {pod} in {check.log_file}"
+            if not any(_utc_time_in(line, before, after) for line in lines):
+                return f'the line for {pod} has no UTC time: "{_quote(lines[0])}"'
+    return None
+
+
+def _utc_time_in(line: str, before: datetime, after: datetime) -> bool:
+    """A UTC HH:MM (or Unix time) of the run's span is on the line (local time here is UTC+5:45)."""
+    start, end = before - timedelta(minutes=1), after + timedelta(minutes=1)
+    moments = {(start + timedelta(minutes=m)).strftime("%H:%M") for m in range(int((end - start).total_seconds() // 60) + 1)}
+    moments.add(end.strftime("%H:%M"))
+    for hour, minute in re.findall(r"(?<!\d)(\d{2}):(\d{2})(?!\d)", line):
+        if f"{hour}:{minute}" in moments:
+            return True
+    for number in re.findall(r"(?<!\d)(\d{10})(?!\d)", line):
+        if start.timestamp() <= int(number) <= end.timestamp():
+            return True
+    return False
+
+
+def _last_words(run, index: int) -> str:
+    text = run.files.get(f".bench-out-{index}", "")
+    last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
+    return f' ("{_quote(last)}")' if last else ""
+
+
+def _ids(counts: Counter) -> str:
+    if not counts:
+        return "none"
+    return ", ".join(f"{pod}×{n}" if n > 1 else pod for pod, n in sorted(counts.items()))
+
+
+# ------------------------------------------------------------------------------------------------- cron
+
+_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+_TIME_FIELD = re.compile(r"^[0-9*/,\-]+$")
+_QUOTED = re.compile(r"""(['"])(.+?)\1""")
+_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@reboot"}
+
+
+@dataclass(frozen=True)
+class CronLine:
+    schedule: str
+    command: str
+    problem: str | None  # why it is not a valid 5-field schedule
+
+
+def crontab_lines(answer: ParsedAnswer) -> list[CronLine]:
+    """Every crontab entry the answer gives: in a block, inline code, prose, `echo '…' | crontab -`, cron.d."""
+    sources = [line for block in answer.blocks for line in block.code.splitlines()]
+    sources += list(answer.inline_code) + answer.prose.splitlines()
+    found: list[CronLine] = []
+    seen: set[tuple[str, str]] = set()
+    for source in sources:
+        for candidate in [source, *(q for _, q in _QUOTED.findall(source))]:
+            line = _cron_line(candidate)
+            if line and (line.schedule, line.command) not in seen:
+                seen.add((line.schedule, line.command))
+                found.append(line)
+    return found
+
+
+def _cron_line(text: str) -> CronLine | None:
+    text = text.strip().strip("`'\"").strip()
+    text = re.sub(r"^(\$|#|>)\s+", "", text)
+    tokens = text.split()
+    if tokens and tokens[0] in _MACROS and len(tokens) >= 2:
+        return CronLine(tokens[0], " ".join(tokens[1:]), None)
     if len(tokens) < 6 or not all(_TIME_FIELD.match(t) for t in tokens[:3]):
         return None
-    if not all(_NAMED_FIELD.match(t) for t in tokens[3:5]):
+    if not all(_FIELD.match(t) for t in tokens[3:5]):
         return None
     # A sixth field of digits, * or ? is a seconds or year field (Quartz, Spring), not a command.
-    extra = bool(re.match(r"^[0-9*/,\-?]+$", tokens[5]))
-    return " ".join(tokens[:5] + (tokens[5:6] if extra else [])), extra
+    if re.match(r"^[0-9*/,\-?]+$", tokens[5]):
+        return CronLine(" ".join(tokens[:6]), " ".join(tokens[6:]), "6 time fields; crontab takes 5")
+    schedule = " ".join(tokens[:5])
+    problem = None if croniter.is_valid(schedule) else "not a valid 5-field schedule"
+    return CronLine(schedule, " ".join(tokens[5:]), problem)
+
+
+def _cron(check: CronCheck, answer: ParsedAnswer) -> Outcome:
+    lines = crontab_lines(answer)
+    if check.command:
+        lines = [line for line in lines if check.command in line.command]
+    if not lines:
+        runs = f" running {check.command}" if check.command else ""
+        return Outcome(False, f"no crontab line (5 time fields, then a command){runs} in the answer")
+    first_problem = None
+    for line in lines:
+        problem = line.problem or (_fires_every(line.schedule, check.every_minutes) if check.every_minutes else None)
+        if problem is None:
+            what = f"fires every {check.every_minutes} minutes" if check.every_minutes else "is a valid schedule"
+            return Outcome(True, f'"{line.schedule}" {what}')
+        first_problem = first_problem or f'"{line.schedule}": {problem}'
+    return Outcome(False, first_problem)
+
+
+def _fires_every(schedule: str, minutes: int) -> str | None:
+    """None when ``schedule`` fires exactly every ``minutes`` minutes over two days, else what it does."""
+    if schedule.startswith("@"):
+        return "a macro schedule, not every %d minutes" % minutes
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
+    end = start + timedelta(days=2)
+    times = []
+    it = croniter(schedule, start - timedelta(seconds=1))
+    while len(times) < 3000:
+        moment = it.get_next(datetime)
+        if moment >= end:
+            break
+        times.append(moment)
+    gaps = {int((b - a).total_seconds() // 60) for a, b in zip(times, times[1:])}
+    if times and gaps == {minutes} and (times[0] - start) < timedelta(minutes=minutes):
+        return None
+    shown = ", ".join(t.strftime("%H:%M") for t in times[:4])
+    return f"fires at {shown}{'…' if len(times) > 4 else ''} ({len(times) // 2} times a day), not every {minutes} minutes"
 
 
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _scan(text: str) -> tuple[list[CodeBlock], list[str]]:
-    """The fenced code blocks of ``text`` and its lines outside them."""
-    lines = text.splitlines()
-    blocks: list[CodeBlock] = []
-    prose: list[str] = []
-    i = 0
-    while i < len(lines):
-        opening = _FENCE.match(lines[i])
-        if not opening or (opening["fence"][0] == "`" and "`" in opening["info"]):
-            prose.append(lines[i])
-            i += 1
-            continue
-        fence, indent = opening["fence"], len(opening["indent"])
-        language = re.match(r"[\w+-]*", opening["info"].strip().lstrip("{.")).group(0).lower()
-        body: list[str] = []
-        i += 1
-        while i < len(lines):
-            closing = _CLOSING.match(lines[i])
-            if closing and closing["fence"][0] == fence[0] and len(closing["fence"]) >= len(fence):
-                break
-            line = lines[i]
-            body.append(line[min(indent, len(line) - len(line.lstrip(" "))):])
-            i += 1
-        code = "\n".join(body) + "\n" if body else ""
-        blocks.append(CodeBlock(language=language, code=code, line=i - len(body)))
-        i += 1
-    return blocks, prose
+def _scope_text(where: str) -> str:
+    return {"code": " in code", "prose": " in prose", "all": ""}[where]
 
 
-def _unlabelled_is(code: str, languages: set[str]) -> bool:
-    if languages & set(SHELL_LANGUAGES) and _SHEBANG.match(code):
-        return True
-    if languages & set(PYTHON_LANGUAGES):
-        try:
-            ast.parse(code)
-        except (SyntaxError, ValueError):
-            return False
-        return bool(code.strip())
-    return False
-
-
-def _top_level_names(code: str) -> set[str]:
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return set()
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return {node.name for node in tree.body if isinstance(node, kinds)}
-
-
-def _line_of(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
+def _values_text(values: list[str]) -> str:
+    """What was not found: '"x" not found' or 'none of "x", "y" found'."""
+    if len(values) == 1:
+        return f'"{_quote(values[0])}" not found'
+    return "none of " + ", ".join(f'"{_quote(v)}"' for v in values) + " found"
 
 
 def _range_text(low: int | None, high: int | None) -> str:

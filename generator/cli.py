@@ -94,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}. {description}")
 
     _common(command("validate", "check benchmark.yaml and list every problem",
-                    "Each problem names its key path (and line); exit code 2 when there is any. Calls no model."))
+                    "Each problem names its key path (and line); test code that does not compile is a problem "
+                    "too. Exit code 2 when there is any. Calls no model."))
+    p = command("check", "run a task's checks on an answer file, before paying for model calls",
+                "Prints each check's status (pass, fail, or error when it could not run), its kind of evidence "
+                "and its detail. Rubric checks need the judge model, so they are not scored here.")
+    _common(p)
+    p.add_argument("task", metavar="TASK", help="task id in benchmark.yaml")
+    p.add_argument("answer", metavar="ANSWER.md", help="a file holding an answer as a model would write it")
     p = command("run", "call models for the cells the cache lacks",
                 "Seeds the cache from docs/results.json first, calls each missing cell once, judges new pairs "
                 "when a judge is configured, runs the checks and records the run in docs/history.json. "
@@ -132,6 +139,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .checks import run_checks
+    from .decide import CHECK_STRENGTH
+
+    bench = _load(args)
+    ids = [t.id for t in bench.tasks]
+    if args.task not in ids:
+        err.print(f"Error: no task {args.task!r} in {args.config}; tasks: {', '.join(ids)}", markup=False)
+        return 2
+    try:
+        text = Path(args.answer).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        err.print(f"Error: cannot read {args.answer}: {e.strerror or e}", markup=False)
+        return 2
+    results = run_checks(bench.task(args.task), text)
+    for r in results:
+        flags = ", ".join(x for x in ("critical" if r.critical else "", CHECK_STRENGTH[config.strength(r.type)]) if x)
+        out.print(f"{r.status.upper():<5} {r.name} ({flags}): {r.detail}", markup=False)
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
+    out.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} not run or not scored", markup=False)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_benchmark
 
@@ -160,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if outcome.judged:
-        err.print(f"judge: {outcome.judged} pair(s) judged", markup=False)
+        err.print(f"judge: {outcome.judged} call(s) made", markup=False)
     out.print(outcome.summary.line())
     return 0
 
@@ -218,7 +250,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"schema": cmd_schema, "validate": cmd_validate, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
+COMMANDS = {"schema": cmd_schema, "validate": cmd_validate, "check": cmd_check, "run": cmd_run, "render": cmd_render, "status": cmd_status, "cache": cmd_cache}
 
 
 def _sigterm(signum, frame) -> None:

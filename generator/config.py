@@ -189,26 +189,59 @@ class CheckBase(Schema):
     weight: float = Field(1.0, gt=0, description="Weight of this check in the task's pass rate.")
 
 
+Scope = Literal["code", "prose", "all"]
+
+
 class PythonCheck(CheckBase):
-    """Run test code against the answer's Python code in the sandbox."""
+    """Run test code against the program assembled from the answer's Python blocks, in the sandbox."""
 
     type: Literal["python"]
-    code: str = Field(min_length=1, description="pytest-style test_* functions; they `import answer`.")
-    function: str | None = Field(None, description="Name the answer must define; picks its code block.")
+    code: str = Field(min_length=1, description="pytest-style test_* functions; they `import answer` (and `import fixture`).")
+    setup: str = Field("", description="Trusted code run beside the answer before it is imported (`import fixture`), "
+                                       "e.g. a fake library put in sys.modules.")
+    function: str | None = Field(None, description="The function the answer must define: the entry point of the program.")
     timeout_s: float = Field(20, gt=0, le=600, description="Wall-clock limit for the whole test file.")
+
+    @field_validator("code", "setup")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compile(v, "<check>", "exec")
+        except SyntaxError as e:
+            raise ValueError(f"Python that does not compile: {e.msg} (line {e.lineno} of the code)") from None
+        return v
 
 
 class ContainsCheck(CheckBase):
+    """Text that must (contains) or must not (not_contains) appear; weak, lexical evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     type: Literal["contains", "not_contains"]
-    value: str = Field(min_length=1, description="Text that must (or must not) appear in the answer.")
+    value: str | None = Field(None, min_length=1, description="Text that must (or must not) appear in the answer.")
+    any_of: list[str] = Field(default_factory=list, description="contains: one of these; not_contains: none of these.")
+    where: Scope = Field("all", alias="in", description="Where to look: code blocks, prose, or all (never thinking).")
     case_sensitive: bool = Field(True, description="Compare case-sensitively.")
+    negation_aware: bool = Field(False, description="not_contains in prose: a mention in a negated sentence "
+                                                    "(no, not, never, without, isn't...) does not count.")
+
+    @model_validator(mode="after")
+    def _one_value(self) -> ContainsCheck:
+        if (self.value is None) == (not self.any_of):
+            raise ValueError("give value or any_of (one of them)")
+        return self
+
+    @property
+    def values(self) -> list[str]:
+        return [self.value] if self.value is not None else list(self.any_of)
 
 
 class RegexCheck(CheckBase):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     type: Literal["regex"]
     pattern: str = Field(min_length=1, description="Python regular expression searched in the answer.")
     flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
     expect: bool = Field(True, description="false: the pattern must NOT match.")
+    where: Scope = Field("all", alias="in", description="Where to look: code blocks, prose, or all (never thinking).")
 
     @field_validator("pattern")
     @classmethod
@@ -220,9 +253,18 @@ class RegexCheck(CheckBase):
         return v
 
 
+class CallsCheck(CheckBase):
+    """Static: the answer's program calls one of the named functions (found in its syntax tree)."""
+
+    type: Literal["calls"]
+    any_of: list[str] = Field(min_length=1, description="Dotted names, e.g. hmac.compare_digest; imports and "
+                                                        "aliases (from hmac import compare_digest as cd) are followed.")
+    function: str | None = Field(None, description="Entry point: only code it reaches counts.")
+
+
 class WordCountCheck(CheckBase):
     type: Literal["word_count"]
-    min: int | None = Field(None, ge=0, description="Fewest words (prose only, code blocks not counted).")
+    min: int | None = Field(None, ge=0, description="Fewest words (prose only: code, headings, thinking not counted).")
     max: int | None = Field(None, ge=1, description="Most words.")
 
     @model_validator(mode="after")
@@ -239,14 +281,77 @@ class ShellSyntaxCheck(CheckBase):
 
 
 class CronCheck(CheckBase):
+    """A crontab line, wherever the answer gives it, whose schedule fires as expected."""
+
     type: Literal["cron"]
+    every_minutes: int | None = Field(None, ge=1, le=1440, description="The schedule must fire exactly every N "
+                                                                       "minutes (checked over two days).")
+    command: str | None = Field(None, description="Text the line's command must contain, e.g. burndown.sh.")
+
+
+class ScenarioExpect(Schema):
+    exit: Literal["zero", "nonzero", "any"] = Field("any", description="Exit status of every run "
+                                                                       "(concurrent: of the first run).")
+    stop_calls: list[str] | None = Field(None, description="Exactly these IDs passed to `<stub> stop`, each once "
+                                                           "over all runs, in any order.")
+    logged: list[str] = Field(default_factory=list, description="Each ID is on a line of log_file that also "
+                                                                "holds the current UTC time (TZ is set to UTC+5:45).")
+
+
+class Scenario(Schema):
+    name: str = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict, description="Environment of the run, read by the stubs.")
+    runs: int = Field(1, ge=1, le=3, description="Runs of the script, one after another (or concurrent).")
+    concurrent: bool = Field(False, description="Start the runs ~0.3 s apart without waiting for the previous.")
+    expect: ScenarioExpect = Field(default_factory=ScenarioExpect)
+
+
+class ShellCheck(CheckBase):
+    """Run the answer's shell script in the sandbox with stub commands, once per scenario."""
+
+    type: Literal["shell"]
+    stubs: dict[str, str] = Field(description="Command name -> script put first on PATH; stubs append their "
+                                              "arguments as one line to calls.log in the working directory.")
+    writable_dirs: list[str] = Field(default_factory=list, description="Absolute directories the script may write.")
+    log_file: str | None = Field(None, description="File the scenarios' `logged` expectations read.")
+    stub: str = Field("podctl", description="The stub whose `stop ID` calls stop_calls counts.")
+    script_path: str | None = Field(None, description="Where the prompt installs the script (e.g. /opt/fleet/"
+                                    "burndown.sh): finds it in a here-document, and a crontab line that wraps "
+                                    "it in `flock` is run as given.")
+    scenarios: list[Scenario] = Field(min_length=1)
+    timeout_s: float = Field(20, gt=0, le=120, description="Wall-clock limit for one scenario.")
+
+
+class RubricCheck(CheckBase):
+    """Claims graded by the judge model against the reference; not scored without a judge."""
+
+    type: Literal["rubric"]
+    must: list[str] = Field(default_factory=list, description="Claims the answer must assert.")
+    must_not: list[str] = Field(default_factory=list, description="Claims the answer must not assert (a negation "
+                                                                  "of the claim is not an assertion of it).")
+
+    @model_validator(mode="after")
+    def _some_claim(self) -> RubricCheck:
+        if not self.must and not self.must_not:
+            raise ValueError("give must, must_not or both")
+        return self
 
 
 Check = Annotated[
-    Union[PythonCheck, ContainsCheck, RegexCheck, WordCountCheck, ShellSyntaxCheck, CronCheck],
+    Union[PythonCheck, ContainsCheck, RegexCheck, CallsCheck, WordCountCheck, ShellSyntaxCheck, CronCheck,
+          ShellCheck, RubricCheck],
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("python", "contains", "not_contains", "regex", "word_count", "shell_syntax", "cron")
+CHECK_TYPES = ("python", "shell", "contains", "not_contains", "regex", "calls", "word_count", "shell_syntax", "cron",
+               "rubric")
+EXECUTED = ("python", "shell")  # the answer's code runs: the strongest evidence
+
+
+def strength(check_type: str) -> Literal["tests", "rubric", "static"]:
+    """The kind of evidence a check of this type gives: executed tests, a model-graded rubric, or static/lexical."""
+    if check_type in EXECUTED:
+        return "tests"
+    return "rubric" if check_type == "rubric" else "static"
 
 
 # ------------------------------------------------------------------------------------------------ tasks

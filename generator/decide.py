@@ -1,106 +1,195 @@
 """Stage 5, decide: per task a winner and the evidence that decided it, strongest evidence first.
 
-1. Objective checks: a model failing a critical check loses to one passing all critical checks; then the
-   higher weighted pass rate wins. `objectively_clear` when the winner passes every critical check and
-   another model fails one, or the pass rates differ by at least half.
-2. Human reviews (not stale): the higher score wins among models the checks left tied.
-3. LLM judge: pairwise, both orders must agree.
-A model that did not answer makes the task N/A (winner None) with its reason.
+The order, and why:
+1. **Executed tests** (python and shell checks: the answer's code ran against trusted tests or scenarios).
+   A model failing a critical test check loses to one passing all of them; otherwise the higher mean
+   fraction of tests passed wins. Only this level can be *objectively clear*: a critical split, or a gap of
+   at least CLEAR_MARGIN in the fraction of tests passed.
+2. **Human reviews** (current, not stale): a person read the answers; stronger than any model's opinion.
+3. **Rubric** (model-graded claims against the reference): per-claim and negation-aware, so more specific
+   than a pairwise preference, but still a model's reading.
+4. **Pairwise judge**: both orders must agree; disagreement is a tie.
+5. **Static and lexical checks** (calls, contains, regex, word count, cron, shell syntax): they look at the
+   text, not at behaviour, so they decide only when nothing above separates the models, and are shown as
+   weak evidence. A critical one failing still ranks first within this level.
+A check whose status is ``error`` could not run and is left out of every level. A model that did not answer
+makes the task N/A with its reason. ``verdict`` is a pure function of the cells and the judge's result.
 """
 
 from __future__ import annotations
 
-from .config import Benchmark, TaskSpec
-from .evaluate import Evidence, judge_key
+from dataclasses import dataclass
+
+from .config import Benchmark, TaskSpec, strength
+from .judge import judge_key
 from .records import CellResult, CheckResult, JudgeResult, Verdict
 
 CLEAR_MARGIN = 0.5
+CHECK_STRENGTH = {"tests": "executed test", "rubric": "model-graded", "static": "static, weak evidence"}
+_EPSILON = 1e-9
 
 
-def _critical_ok(cell: CellResult) -> bool:
-    return all(c.passed for c in cell.checks if c.critical)
+@dataclass(frozen=True)
+class _Level:
+    """The checks of one evidence level, as one cell scores on them."""
+
+    critical_ok: bool
+    score: float | None
+    failed: list[CheckResult]
 
 
-def _first_failure(cell: CellResult) -> CheckResult | None:
-    failed = [c for c in cell.checks if not c.passed]
-    failed.sort(key=lambda c: (not c.critical, -c.weight))
-    return failed[0] if failed else None
+def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence) -> Verdict:
+    """The verdict of one task (reads the judge's cached pairwise result through ``evidence``)."""
+    judged = None
+    answered = [c for c in cells if c.answer is not None]
+    if bench.judge and len(answered) > 1:
+        a, b = answered[0], answered[1]
+        judged = evidence.judge(judge_key(bench, task, a.model_id, a.answer.output_sha256,
+                                          b.model_id, b.answer.output_sha256))
+    labels = {m.id: m.display for m in bench.models}
+    return verdict(task, cells, judged, labels, bench.judge.model if bench.judge else None)
 
 
-def describe_checks(cell: CellResult) -> str:
-    """'local: 5 of 8 checks pass; python tests (critical) failed: 2 of 6 tests pass; ...'"""
-    passed = sum(c.passed for c in cell.checks)
-    text = f"{cell.model_id}: {passed} of {len(cell.checks)} checks pass"
-    failure = _first_failure(cell)
-    if failure is not None:
-        critical = " (critical)" if failure.critical else ""
-        text += f"; {failure.name}{critical} failed: {failure.detail}"
-    return text
-
-
-def _by_checks(cells: list[CellResult]) -> tuple[list[CellResult], bool]:
-    """The models the checks leave on top, and whether the difference is objectively clear."""
-    survivors = [c for c in cells if _critical_ok(c)] or cells
-    critical_split = 0 < len(survivors) < len(cells)
-    best = max(c.score or 0.0 for c in survivors)
-    top = [c for c in survivors if (c.score or 0.0) == best]
-    if len(top) == 1:
-        others = [c.score or 0.0 for c in cells if c is not top[0]]
-        clear = critical_split or (best - max(others)) >= CLEAR_MARGIN
-        return top, clear
-    return top, False
-
-
-def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence: Evidence) -> Verdict:
+def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
+            labels: dict[str, str] | None = None, judge_model: str | None = None) -> Verdict:
+    """The winner among ``cells`` and why, from their checks, reviews and the judge's pairwise result."""
+    labels = labels or {}
+    name = lambda cell: labels.get(cell.model_id, cell.model_id)  # noqa: E731
+    self_preference = judge_model is not None and any(c.model_id == judge_model for c in cells)
+    base = dict(task_id=task.id, self_preference=self_preference)
     missing = [c for c in cells if c.status != "ok"]
     if missing:
-        reasons = "; ".join(f"{c.model_id} did not answer ({c.reason})" for c in missing)
-        return Verdict(task_id=task.id, winner=None, decided_by="none", objectively_clear=False,
-                       reason=f"N/A: {reasons}")
-    judged = evidence.judge(judge_key(bench, task, cells[0], cells[1])) if bench.judge and len(cells) > 1 else None
-    verdict = _decide(task, cells, judged)
-    # The judge's rationale is shown on the page even when stronger evidence decided.
-    return verdict if verdict.judge is not None or judged is None else verdict.model_copy(update={"judge": judged})
+        reasons = "; ".join(f"{name(c)} did not answer ({c.reason})" for c in missing)
+        return Verdict(**base, winner=None, decided_by="none", objectively_clear=False, reason=f"N/A: {reasons}",
+                       judge=judged)
+    contenders = list(cells)
+    notes: list[str] = []
 
+    # 1. executed tests
+    tests = _levels(contenders, "tests")
+    if tests:
+        top, why, clear = _separate(contenders, tests, name, "executed tests", "executed")
+        if top is not None:
+            return Verdict(**base, winner=top.model_id, decided_by="checks", evidence="tests",
+                           objectively_clear=clear, reason=_sentence([], why), judge=judged)
+        contenders = [c for c in contenders if _is_top(c, contenders, tests)]
+        notes.append("executed tests do not separate " + " and ".join(name(c) for c in contenders))
 
-def _decide(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None) -> Verdict:
-    contenders = cells
-    if task.checks:
-        top, clear = _by_checks(cells)
-        if len(top) == 1:
-            losers = "; ".join(describe_checks(c) for c in cells if c is not top[0])
-            return Verdict(task_id=task.id, winner=top[0].model_id, decided_by="checks", objectively_clear=clear,
-                           reason=f"{describe_checks(top[0])}. {losers}.")
-        contenders = top
-    tied = " and ".join(c.model_id for c in contenders)
+    # 2. human reviews
     reviewed = [c for c in contenders if c.review is not None and not c.review.stale]
-    if len(reviewed) == len(contenders):
+    if len(reviewed) == len(contenders) and len(contenders) > 1:
         best = max(c.review.score for c in reviewed)
         top = [c for c in reviewed if c.review.score == best]
+        scores = ", ".join(f"{name(c)} {c.review.score}/5 ({c.review.label})" for c in reviewed)
         if len(top) == 1:
-            scores = ", ".join(f"{c.model_id} {c.review.score}/5 ({c.review.label})" for c in reviewed)
-            prefix = f"checks tie between {tied}; " if task.checks else ""
-            return Verdict(task_id=task.id, winner=top[0].model_id, decided_by="review", objectively_clear=False,
-                           reason=f"{prefix}human review: {scores}.")
-    by_judge = _judge(task, contenders, judged)
-    if by_judge is not None:
-        return by_judge
-    if task.checks:
-        reason = f"the checks do not separate {tied} ({describe_checks(contenders[0])})"
-    else:
-        reason = "no check, current review or judge verdict separates the answers"
-    return Verdict(task_id=task.id, winner="tie", decided_by="none", objectively_clear=False, reason=reason + ".")
+            return Verdict(**base, winner=top[0].model_id, decided_by="review", evidence="review",
+                           objectively_clear=False, reason=_sentence(notes, f"human review: {scores}"), judge=judged)
+        notes.append(f"human reviews tie ({scores})")
+
+    # 3. rubric graded by the judge model
+    rubric = _levels(contenders, "rubric")
+    if rubric:
+        top, why, _ = _separate(contenders, rubric, name, "the rubric (model-graded)", "rubric")
+        if top is not None:
+            return Verdict(**base, winner=top.model_id, decided_by="judge", evidence="rubric",
+                           objectively_clear=False, reason=_sentence(notes, why + _self(self_preference)),
+                           judge=judged)
+        contenders = [c for c in contenders if _is_top(c, contenders, rubric)]
+
+    # 4. pairwise judge
+    if judged is not None:
+        if judged.error or judged.winner is None:
+            notes.append(f"judge error: {judged.error}")
+        elif judged.winner != "tie" and judged.winner in {c.model_id for c in contenders}:
+            winner = next(c for c in contenders if c.model_id == judged.winner)
+            return Verdict(**base, winner=winner.model_id, decided_by="judge", evidence="judge",
+                           objectively_clear=False, judge=judged,
+                           reason=_sentence(notes, f"the LLM judge ({labels.get(judged.judge_model, judged.judge_model)}, "
+                                                   f"model-graded) prefers {name(winner)} in both orders"
+                                                   + _self(self_preference)))
+        elif judged.winner == "tie":
+            notes.append("the LLM judge's two orders disagree or both say tie")
+
+    # 5. static and lexical checks: weak evidence
+    static = _levels(contenders, "static")
+    if static:
+        top, why, _ = _separate(contenders, static, name, "static and lexical checks", "static")
+        if top is not None:
+            return Verdict(**base, winner=top.model_id, decided_by="checks", evidence="static", weak=True,
+                           objectively_clear=False, reason=_sentence(notes, "weak evidence only: " + why), judge=judged)
+    if not notes and not any(c.checks for c in cells):
+        notes.append("no check, current review or judge verdict separates the answers")
+    elif not static and not tests and not rubric and not notes:
+        notes.append("no evidence separates the answers")
+    elif static:
+        notes.append("static checks do not separate them either")
+    return Verdict(**base, winner="tie", decided_by="none", objectively_clear=False,
+                   reason=_sentence(notes, ""), judge=judged)
 
 
-def _judge(task: TaskSpec, contenders: list[CellResult], result: JudgeResult | None) -> Verdict | None:
-    if result is None:
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _levels(cells: list[CellResult], kind: str) -> dict[str, _Level] | None:
+    """Each cell's standing on the checks of ``kind`` that ran for every cell; None when there are none."""
+    indexes = None
+    for cell in cells:
+        ran = {i for i, c in enumerate(cell.checks) if c.scored and strength(c.type) == kind}
+        indexes = ran if indexes is None else indexes & ran
+    if not indexes:
         return None
-    if result.error or result.winner is None:
-        return Verdict(task_id=task.id, winner="tie", decided_by="none", objectively_clear=False,
-                       reason=f"judge error: {result.error}.", judge=result)
-    contender_ids = {c.model_id for c in contenders}
-    if result.winner != "tie" and result.winner not in contender_ids:
-        return None  # the judge prefers a model the checks already ruled out
-    why = "both orders agree" if result.winner != "tie" else "the two orders disagree or both said tie"
-    return Verdict(task_id=task.id, winner=result.winner, decided_by="judge", objectively_clear=False,
-                   reason=f"LLM judge ({result.judge_model}, model-graded): {why}.", judge=result)
+    levels = {}
+    for cell in cells:
+        checks = [cell.checks[i] for i in sorted(indexes)]
+        total = sum(c.weight for c in checks)
+        score = sum(c.weight * (c.score if c.score is not None else float(c.passed)) for c in checks) / total
+        levels[cell.model_id] = _Level(critical_ok=all(c.passed for c in checks if c.critical), score=score,
+                                       failed=[c for c in checks if not c.passed])
+    return levels
+
+
+def _rank(level: _Level) -> tuple[bool, float]:
+    return (level.critical_ok, round(level.score or 0.0, 9))
+
+
+def _is_top(cell: CellResult, cells: list[CellResult], levels: dict[str, _Level]) -> bool:
+    best = max(_rank(levels[c.model_id]) for c in cells)
+    return _rank(levels[cell.model_id]) == best
+
+
+def _separate(cells, levels, name, what, kind) -> tuple[CellResult | None, str, bool]:
+    """(the single top cell or None, one sentence why, objectively clear) on one evidence level."""
+    ranked = sorted(cells, key=lambda c: _rank(levels[c.model_id]), reverse=True)
+    top = [c for c in ranked if _rank(levels[c.model_id]) == _rank(levels[ranked[0].model_id])]
+    if len(top) > 1:
+        return None, "", False
+    winner, others = top[0], ranked[1:]
+    w = levels[winner.model_id]
+    critical_split = w.critical_ok and any(not levels[c.model_id].critical_ok for c in others)
+    gap = w.score - max(levels[c.model_id].score for c in others)
+    clear = critical_split or gap >= CLEAR_MARGIN - _EPSILON
+    parts = []
+    for cell in others:
+        level = levels[cell.model_id]
+        critical = [c for c in level.failed if c.critical]
+        if critical and w.critical_ok:
+            names = ", ".join(f"{c.name} ({c.detail})" for c in critical)
+            count = f"a critical {kind} check" if len(critical) == 1 else f"{len(critical)} critical {kind} checks"
+            parts.append(f"{name(cell)} fails {count}: {names}")
+        else:
+            failed = ", ".join(f"{c.name} ({c.detail})" for c in level.failed[:2]) or "none"
+            parts.append(f"{name(cell)} scores {level.score:.0%} (failed: {failed})")
+    mine = "passes every one" if not w.failed else f"scores {w.score:.0%}"
+    if w.failed and w.critical_ok and critical_split:
+        mine = f"passes every critical one and scores {w.score:.0%}"
+    return winner, f"on {what}, {name(winner)} {mine}; " + "; ".join(parts), clear
+
+
+def _self(flag: bool) -> str:
+    return " (the judge is also a contestant: self-preference possible)" if flag else ""
+
+
+def _sentence(notes: list[str], why: str) -> str:
+    text = "; ".join([*notes, why] if why else notes)
+    text = text[:1].upper() + text[1:] if text else "No evidence separates the answers"
+    return text.rstrip(".") + "."

@@ -1,13 +1,12 @@
-"""Stage 4, evaluate: objective checks on each answer, human reviews, and the optional pairwise LLM judge.
+"""Stage 4, evaluate: objective checks on each answer, human reviews, and the judge's cached grades.
 
-Check results are cached by (answer hash, checks) so rendering does not run answer code again; a judge
-verdict is a model call and is made only by `bench run`, cached like any answer.
+Check results are cached by (answer hash, checks) so rendering does not run answer code again. Rubric checks
+are graded by the judge model (generator/judge.py) during `bench run`; here their cached grades are read.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import yaml
 from pydantic import ValidationError
 
 from .cache import AnswerCache
-from .config import Benchmark, TaskSpec
-from .errors import ConfigError, ProviderError
-from .providers import Provider, Request, provider_for
-from .records import CellResult, JudgeResult, Review, sha256
+from .config import Benchmark, RubricCheck, TaskSpec
+from .errors import ConfigError
+from .judge import judge_key, rubric_key, rubric_result, run_judge  # noqa: F401  (run_judge: older import path)
+from .records import CellResult, CheckResult, JudgeResult, Review, sha256
 from .results import Portable
 
 
@@ -30,6 +29,7 @@ class Evidence:
     reviews: dict[tuple[str, str], Review]
     portable: Portable
     run_checks: bool = True  # False: only cached/committed check results are used
+    bench: Benchmark | None = None  # for the judge model that grades rubrics
     _committed_checks: dict[str, list] = field(default_factory=dict)
 
     _committed_judges: dict[str, JudgeResult] = field(default_factory=dict)
@@ -41,7 +41,6 @@ class Evidence:
             for cell in task.cells:
                 if cell.checks_key and cell.checks:
                     self._committed_checks[cell.checks_key] = cell.checks
-
 
     def judge(self, key: str) -> JudgeResult | None:
         return self.cache.judge(key) or self._committed_judges.get(key)
@@ -57,26 +56,53 @@ def evaluate_cell(task: TaskSpec, cell: CellResult, evidence: Evidence) -> CellR
     if cell.answer is None:
         return cell
     sha = cell.answer.output_sha256
-    results = []
+    results: list[CheckResult] = []
     if task.checks:
         key = checks_key(task, sha)
-        results = evidence.cache.checks(key)
-        if results is None:
-            committed = evidence._committed_checks.get(key)
-            if committed is not None:
-                results = committed
-            elif evidence.run_checks:
-                from .checks import run_checks  # the sandbox is only loaded when code must run
-
-                results = run_checks(task, cell.answer.text)
-            else:
-                results = []
-            if results:
-                evidence.cache.put_checks(key, results)
+        committed = evidence._committed_checks.get(key)
+        if committed is not None and len(committed) != len(task.checks):
+            committed = None
+        objective = evidence.cache.checks(key)
+        if objective is None and committed is not None:
+            objective = [r for r, c in zip(committed, task.checks) if not isinstance(c, RubricCheck)]
+        elif objective is None and evidence.run_checks:
+            objective = objective_checks(task, cell.answer.text)
+            if all(r.scored for r in objective):  # a check that could not run (no sandbox here) is tried again
+                evidence.cache.put_checks(key, objective)
+        if objective is not None:
+            graded = iter(objective)
+            for i, check in enumerate(task.checks):
+                if isinstance(check, RubricCheck):
+                    results.append(_rubric(task, check, cell, evidence, committed[i] if committed else None))
+                else:
+                    results.append(next(graded))
     review = evidence.reviews.get((task.id, cell.model_id))
     if review is not None and review.output_sha256 != sha:
         review = review.model_copy(update={"stale": True})
     return cell.model_copy(update={"checks": results, "review": review})
+
+
+def objective_checks(task: TaskSpec, answer_text: str) -> list[CheckResult]:
+    """The results of the task's checks but its rubrics (which the judge grades), as the check cache holds them."""
+    from .checks import run_check  # the sandbox is only loaded when code must run
+    from .parse import parse_answer
+
+    parsed, prompt = parse_answer(answer_text), parse_answer(task.prompt)
+    return [run_check(c, parsed, prompt) for c in task.checks if not isinstance(c, RubricCheck)]
+
+
+def _rubric(task: TaskSpec, check: RubricCheck, cell: CellResult, evidence: Evidence,
+            committed: CheckResult | None) -> CheckResult:
+    from .checks import default_name
+
+    name = check.name or default_name(check)
+    bench = evidence.bench
+    if bench is None or bench.judge is None:
+        return rubric_result(check, name, None, "no judge model (set `judge:` in benchmark.yaml)")
+    graded = evidence.judge(rubric_key(bench, task, check, cell.model_id, cell.answer.output_sha256))
+    if graded is None and committed is not None and committed.status != "error":
+        return committed
+    return rubric_result(check, name, graded, "not graded yet: run 'bench run'")
 
 
 # ----------------------------------------------------------------------------------------------- reviews
@@ -115,77 +141,3 @@ def load_reviews(bench: Benchmark) -> dict[tuple[str, str], Review]:
     return reviews
 
 
-# ------------------------------------------------------------------------------------------------- judge
-
-JUDGE_SYSTEM = (
-    "You compare two answers to the same task. Judge correctness first, then completeness, then clarity. "
-    "Ignore length and the order the answers are given in. Write a short rationale, then a last line that "
-    "is exactly one of: VERDICT: A, VERDICT: B, VERDICT: TIE."
-)
-_VERDICT = re.compile(r"VERDICT:\s*(A|B|TIE)\b", re.IGNORECASE)
-
-
-def judge_prompt(task: TaskSpec, first: str, second: str) -> str:
-    reference = f"\n\nNotes on a good answer:\n{task.reference}" if task.reference else ""
-    return (f"Task:\n{task.prompt}{reference}\n\n=== Answer A ===\n{first}\n=== End of answer A ===\n\n"
-            f"=== Answer B ===\n{second}\n=== End of answer B ===")
-
-
-def parse_verdict(text: str) -> str | None:
-    """'A', 'B' or 'TIE' from the judge's last VERDICT line; None when there is none."""
-    found = _VERDICT.findall(text)
-    return found[-1].upper() if found else None
-
-
-def judge_key(bench: Benchmark, task: TaskSpec, a: CellResult, b: CellResult) -> str:
-    judge = bench.model(bench.judge.model)
-    material = [judge.id, judge.model, JUDGE_SYSTEM, task.prompt, task.reference,
-                a.model_id, a.answer.output_sha256, b.model_id, b.answer.output_sha256]
-    return sha256(json.dumps(material))
-
-
-def judge_pair(bench: Benchmark, task: TaskSpec, a: CellResult, b: CellResult, provider: Provider) -> JudgeResult:
-    """Ask the judge in both orders at temperature 0; the orders must agree or it is a tie."""
-    judge = bench.model(bench.judge.model)
-    options = {**bench.defaults.options.model_dump(exclude_none=True), "temperature": 0}
-    votes, rationales = [], []
-    pair = (a.model_id, b.model_id)
-    for first, second in ((a, b), (b, a)):
-        request = Request(model=judge.model, system=JUDGE_SYSTEM, options=options,
-                          prompt=judge_prompt(task, first.answer.text, second.answer.text))
-        try:
-            text = provider.complete(request).text
-        except ProviderError as e:
-            return JudgeResult(judge_model=judge.id, models=pair, error=f"judge call failed: {e.reason}")
-        vote = parse_verdict(text)
-        if vote is None:
-            return JudgeResult(judge_model=judge.id, models=pair, rationale=text.strip(),
-                               error="the judge's answer has no 'VERDICT: A|B|TIE' line")
-        votes.append({"A": first.model_id, "B": second.model_id, "TIE": "tie"}[vote])
-        rationales.append(f"{first.model_id} shown first: {text.strip()}")
-    winner = votes[0] if votes[0] == votes[1] else "tie"
-    return JudgeResult(judge_model=judge.id, models=pair, winner=winner,
-                       rationale="\n\n".join(rationales))
-
-
-def run_judge(bench: Benchmark, cache: AnswerCache, portable: Portable) -> int:
-    """Judge every task whose first two answers are both present and not yet judged. Returns calls made."""
-    if bench.judge is None:
-        return 0
-    from .report import gather
-
-    judge_model = bench.model(bench.judge.model)
-    provider = provider_for(judge_model, bench.timeout_for(judge_model), bench.defaults.max_answer_chars)
-    evidence = Evidence(cache=cache, reviews={}, portable=portable, run_checks=False)
-    made = 0
-    for task in gather(bench, cache, portable, evidence).tasks:
-        answered = [c for c in task.cells if c.answer is not None]
-        if len(answered) < 2:
-            continue
-        key = judge_key(bench, task.spec, answered[0], answered[1])
-        if cache.judge(key) is None:
-            result = judge_pair(bench, task.spec, answered[0], answered[1], provider).model_copy(update={"key": key})
-            made += 1
-            if result.error is None or "VERDICT" in result.error:
-                cache.put_judge(key, result)  # a failed call is retried next run; an unparseable answer is kept
-    return made

@@ -9,7 +9,7 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field, model_validator
 
 from .safety import META_MAX, REASON_MAX, cap, clean_tree
 
@@ -153,16 +153,44 @@ class Cell(Record):
     reason: str | None = None
 
 
+CheckStatus = Literal["pass", "fail", "error"]
+
+
 class CheckResult(Record):
-    """The outcome of one objective check on one answer."""
+    """The outcome of one objective check on one answer.
+
+    ``error``: the check could not run (a tool missing, the sandbox unavailable, broken test code, no judge
+    model for a rubric): it says nothing about the answer and never decides. An answer lacking the code a
+    check needs is a ``fail``.
+    """
 
     name: str
     type: str
-    passed: bool
+    status: CheckStatus
     critical: bool = False
     weight: float = 1.0
     detail: str = Field("", description="One line a reader can verify.")
     duration_ms: float = 0.0
+    score: float | None = Field(None, description="Fraction of the check's tests or scenarios that pass.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_passed(cls, data: Any) -> Any:
+        # Records written before `status` existed hold `passed`; `passed` is also written out (computed).
+        if isinstance(data, dict) and "passed" in data:
+            data = dict(data)
+            passed = data.pop("passed")
+            data.setdefault("status", "pass" if passed else "fail")
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def scored(self) -> bool:
+        return self.status != "error"
 
 
 class Review(Record):
@@ -206,11 +234,12 @@ class CellResult(Record):
 
     @property
     def score(self) -> float | None:
-        """Weighted pass rate of the checks, or None when there are none (not scored, not zero)."""
-        if not self.checks:
+        """Weighted pass rate of the checks that ran, or None when none did (not scored, not zero)."""
+        scored = [c for c in self.checks if c.scored]
+        if not scored:
             return None
-        total = sum(c.weight for c in self.checks)
-        return sum(c.weight for c in self.checks if c.passed) / total
+        total = sum(c.weight for c in scored)
+        return sum(c.weight for c in scored if c.passed) / total
 
     @property
     def reason(self) -> str | None:
@@ -220,6 +249,7 @@ class CellResult(Record):
 
 
 DecidedBy = Literal["checks", "review", "judge", "none"]
+Evidence = Literal["tests", "review", "rubric", "judge", "static", "none"]
 
 
 class Verdict(Record):
@@ -229,5 +259,9 @@ class Verdict(Record):
     winner: str | None = Field(description="A model id, 'tie', or None (N/A) when a model did not answer.")
     decided_by: DecidedBy
     objectively_clear: bool
-    reason: str = Field(description="Why, in one or two sentences drawn from the evidence.")
+    reason: str = Field(description="Why, in one sentence drawn from the evidence.")
     judge: JudgeResult | None = None
+    evidence: Evidence = Field("none", description="The kind of evidence that decided, strongest first: executed "
+                               "tests, human review, rubric (model-graded), pairwise judge, static/lexical checks.")
+    weak: bool = Field(False, description="Decided by static or lexical checks only: weak evidence.")
+    self_preference: bool = Field(False, description="The judge model is also a contestant of this task.")

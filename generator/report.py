@@ -110,7 +110,7 @@ def _model_report(model: ModelSpec, cells: list[CellResult], probe: ModelProbe |
 
 def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: Evidence | None = None) -> Report:
     """Cells, evidence and verdicts for every task, ready to render."""
-    evidence = evidence or Evidence(cache=cache, reviews=load_reviews(bench), portable=portable)
+    evidence = evidence or Evidence(cache=cache, reviews=load_reviews(bench), portable=portable, bench=bench)
     tasks = []
     for task in bench.tasks:
         cells = [evaluate_cell(task, _cell(bench, m, task, cache, portable), evidence) for m in bench.models]

@@ -159,12 +159,15 @@ def isolation() -> Isolation:
     return _probe(sys.executable)
 
 
-def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()) -> SandboxReport:
+def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits(), setup_code: str = "") -> SandboxReport:
     """Run ``test_code``'s test_* functions against ``answer_code`` (importable as ``answer``) in the sandbox."""
     iso = isolation()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-")).resolve()
     try:
         (workdir / "answer.py").write_text(answer_code, encoding="utf-8", errors="replace")
+        if setup_code:  # provisional: the fixture is imported before the tests (and so before the answer)
+            (workdir / "fixture.py").write_text(setup_code, encoding="utf-8", errors="replace")
+            test_code = "import fixture\n" + test_code
         (workdir / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
         shutil.copyfile(HARNESS, workdir / "_harness.py")
         if iso.user is not None:
@@ -353,3 +356,80 @@ def _crash(status: int, cpu_s: float, limits: Limits, last_output: str) -> str:
     else:
         text = f"the test process exited with status {code} before the tests finished"
     return _one_line(f"{text}; its last output: {last_output}" if last_output and "CPU time" not in text else text)
+
+
+# ---------------------------------------------------------------------------------- provisional run_program
+# provisional: a minimal run_program under bubblewrap for the shell checks, until the sandbox branch lands.
+
+
+class SandboxUnavailable(Exception):  # provisional
+    """The sandbox cannot run here; str(e) says what to do."""
+
+
+@dataclass(frozen=True)
+class ProgramRun:  # provisional
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    files: dict[str, str]
+    timed_out: bool
+    error: str | None
+    isolation: str
+
+
+_FILE_CHARS = 100_000
+
+
+def run_program(files: dict[str, str], argv: list[str], limits: Limits = Limits(),
+                writable_dirs: tuple[str, ...] = (), env: dict[str, str] | None = None) -> ProgramRun:  # provisional
+    """Run ``argv`` in a fresh directory holding ``files`` (bin/* executable, first on PATH), under bubblewrap."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: install it (apt-get install bubblewrap)")
+    base = Path(tempfile.mkdtemp(prefix="bench-program-")).resolve()
+    try:
+        work = base / "work"
+        work.mkdir()
+        for name, text in files.items():
+            path = work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", errors="replace")
+            if name.startswith("bin/"):
+                path.chmod(0o755)
+        mounts: list[str] = []
+        outside: dict[str, Path] = {}
+        for i, directory in enumerate(writable_dirs):
+            host = base / f"w{i}"
+            host.mkdir()
+            outside[directory] = host
+            mounts += ["--bind", str(host), directory]
+        command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        for path in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc"):
+            if os.path.exists(path):
+                command += ["--ro-bind", path, path]
+        command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var", "--tmpfs", "/run",
+                    "--tmpfs", "/opt", "--bind", str(work), "/work", "--chdir", "/work", *mounts,
+                    "--setenv", "PATH", "/work/bin:/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work",
+                    "--setenv", "LANG", "C.UTF-8"]
+        for key, value in (env or {}).items():
+            command += ["--setenv", key, value]
+        command += ["--", *argv]
+        timed_out = False
+        try:
+            done = subprocess.run(command, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=limits.wall_s, env={"PATH": "/usr/bin:/bin"})
+            code, out, err = done.returncode, done.stdout, done.stderr
+        except subprocess.TimeoutExpired as e:
+            timed_out, code, out, err = True, None, e.stdout or b"", e.stderr or b""
+        found: dict[str, str] = {}
+        for root, prefix in [(work, ""), *((host, d.rstrip("/") + "/") for d, host in outside.items())]:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    rel = str(path.relative_to(root))
+                    found[prefix + rel] = path.read_bytes()[:_FILE_CHARS].decode("utf-8", "replace")
+        return ProgramRun(exit_code=code, stdout=out.decode("utf-8", "replace")[:OUTPUT_CHARS],
+                          stderr=err.decode("utf-8", "replace")[:OUTPUT_CHARS], files=found, timed_out=timed_out,
+                          error=f"timed out after {limits.wall_s:g} s" if timed_out else None,
+                          isolation="bubblewrap (provisional)")
+    finally:
+        _remove(base)

@@ -11,7 +11,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from generator.checks import default_name, extract_code, prose_words, run_checks
+from generator.checks import default_name, prose_words, run_checks
+from generator.parse import parse_answer
+from generator.program import python_program
 from generator.config import Check, RegexCheck, TaskSpec
 
 HERE = Path(__file__).parent
@@ -71,52 +73,123 @@ def test_regex_expected_absent():
 
 
 def test_word_count_counts_prose_only():
-    answer = "word " * 180 + "\n" + fenced("python", "x = 1\n" * 500)
-    result = check(answer, type="word_count", min=170, max=230)
-    assert (result.passed, result.detail, result.name) == (True, "180 words (limit 170–230)", "word count 170–230")
+    answer = "## A heading of five words\n\n" + "word " * 180 + "\n" + fenced("python", "x = 1\n" * 500)
+    result = check("<think>\n" + "musing " * 100 + "</think>\n" + answer, type="word_count", min=170, max=230)
+    assert (result.passed, result.detail, result.name) == (True, "180 words of prose (limit 170–230)",
+                                                           "word count 170–230")
     result = check("word " * 240, type="word_count", min=170, max=230)
-    assert (result.passed, result.detail) == (False, "240 words (limit 170–230)")
+    assert (result.passed, result.detail) == (False, "240 words of prose (limit 170–230)")
     assert check("one two", type="word_count", max=5).name == "word count ≤ 5"
 
 
 def test_prose_words():
     text = ("# Title here\n\n- one, two\n- `three`\n\n~~~\nnot counted at all\n~~~\n* * *\nfour. 5\n"
             "```sh\nunclosed fence\n")
-    assert prose_words(text) == 7  # Title here one, two `three` four. 5
+    assert prose_words(text) == 5  # one, two `three` four. 5 (the heading is not prose)
 
 
-# ------------------------------------------------------------------------------------- extract_code
+# ------------------------------------------------------------------------------------------ parsing
 
 
-def test_extract_code_prefers_the_block_defining_the_function():
-    answer = (
-        fenced("python", "def parse(x):\n    return x")
-        + "Usage:\n"
-        + fenced("python", "print(parse(1))")
-    )
-    assert extract_code(answer, ("python", "py"), "parse") == "def parse(x):\n    return x\n"
-    assert extract_code(answer, ("python", "py")) == "print(parse(1))\n"
+def test_parse_finds_fences_in_lists_tildes_and_cut_answers():
+    answer = parse_answer("1. Step:\r\n   ```py\r\n   x = 1\r\n   ```\r\n2. Then\n\n~~~python3\ny = 2\n~~~\n```bash\necho")
+    assert [(b.language, b.tag, b.code, b.line) for b in answer.blocks] == [
+        ("python", "py", "x = 1\n", 2), ("python", "python3", "y = 2\n", 7), ("shell", "bash", "echo\n", 10)]
 
 
-def test_extract_code_takes_the_last_definition_and_knows_async_def_and_classes():
-    answer = fenced("py", "async def fetch():\n    return 1") + fenced("Python", "async def fetch():\n    return 2")
-    assert extract_code(answer, ("python", "py"), "fetch").endswith("return 2\n")
-    assert extract_code(fenced("python", "class Fetch:\n    pass"), ("python",), "Fetch").startswith("class Fetch")
-    nested = fenced("python", "def outer():\n    def fetch():\n        pass") + fenced("python", "x = 1")
-    assert extract_code(nested, ("python",), "fetch") == "x = 1\n"  # only top-level definitions count
+def test_parse_splits_thinking_off():
+    for raw in ("<think>\nuse `hmac`\n</think>\n\nAnswer.", "\n<thinking>use `hmac`</thinking>Answer.",
+                "Thinking...\nuse `hmac`\n...done thinking.\n\nAnswer."):
+        answer = parse_answer(raw)
+        assert (answer.text.strip(), answer.thinking) == ("Answer.", "use `hmac`"), raw
+    assert parse_answer("<think>cut off while thinking").text == ""
 
 
-def test_extract_code_unlabelled_blocks():
-    assert extract_code("```\ndef f():\n    pass\n```\n", ("python",), "f") == "def f():\n    pass\n"
-    assert extract_code("```\npip install aiohttp now\n```\n", ("python",)) is None
-    assert extract_code("```\n#!/usr/bin/env bash\necho hi\n```\n", ("bash", "sh")) == "#!/usr/bin/env bash\necho hi\n"
-    assert extract_code("No code here.", ("python",)) is None
+def test_parse_classifies_untagged_blocks():
+    languages = [parse_answer(f"```\n{code}\n```\n").blocks[0].language for code in (
+        "def f():\n    pass", "#!/bin/sh\necho hi", "*/15 * * * * /opt/x.sh", "crontab -e", "set -euo pipefail\nls",
+        "pip install aiohttp now")]
+    assert languages == ["python", "shell", "crontab", "shell", "shell", ""]
+    assert parse_answer("```zsh\nls\n```\n```Console\n$ ls\n```\n").blocks[1].language == "shell"
 
 
-def test_extract_code_reads_tilde_indented_and_unclosed_fences():
-    assert extract_code("~~~python\nx = 1\n~~~\n", ("python",)) == "x = 1\n"
-    assert extract_code("1. Step:\n   ```python\n   x = 1\n   ```\n", ("python",)) == "x = 1\n"
-    assert extract_code("```python\nx = 1\n", ("python",)) == "x = 1\n"  # an answer cut off mid-block
+def test_scopes_exclude_thinking_and_split_code_from_prose():
+    answer = parse_answer("<think>hmac.compare_digest</think>Use `==`.\n\n```python\nok = a == b\n```\n")
+    assert "compare_digest" not in answer.scope("all")
+    assert answer.scope("code") == "ok = a == b\n" and "ok = a" not in answer.scope("prose")
+
+
+# ---------------------------------------------------------------------------------- program assembly
+
+PROMPT = parse_answer("Fix it:\n\n```python\nimport aiohttp\n\nasync def fetch(url):\n    \"\"\"Doc.\"\"\"\n"
+                      "    return await aiohttp.get(url)\n```\n")
+
+
+def program(text: str, entry: str | None = None, prompt=PROMPT) -> str:
+    built = python_program(parse_answer(textwrap.dedent(text)), prompt, entry)
+    return built.code if built else None
+
+
+def test_program_takes_imports_and_helpers_from_every_block():
+    code = program(fenced("python", "import json") + "and\n" + fenced("py", "def f(x):\n    return helper(x)")
+                   + fenced("python", "def helper(x):\n    return json.dumps(x)\n\nprint(f(1))"), "f")
+    assert code.startswith("import json\n")
+    assert "def helper" in code and "print(" not in code
+
+
+def test_program_never_takes_the_prompts_code_quoted_back():
+    fix = fenced("python", "async def fetch(url):\n    return 'fixed'")
+    quoted = fenced("python", "import aiohttp\n\nasync def fetch(url):\n    return await aiohttp.get(url)")
+    assert "'fixed'" in program(fix + "The original was:\n" + quoted, "fetch")
+    assert "'fixed'" in program(quoted + "Fixed:\n" + fix, "fetch")
+    only_quoted = program(quoted, "fetch")
+    assert "aiohttp.get" in only_quoted  # nothing else to grade: the quote is graded, and fails
+    two_fixes = fenced("python", "def fetch(url):\n    return 1") + fenced("python", "def fetch(url):\n    return 2")
+    assert "return 2" in program(two_fixes, "fetch") and "return 1" not in program(two_fixes, "fetch")
+
+
+def test_program_drops_unreachable_code_and_skips_blocks_that_do_not_parse():
+    code = program(fenced("python", "def f():\n    return 1\n\ndef test_f():\n    assert f() == 1\n\n"
+                                    "if __name__ == '__main__':\n    f()") + fenced("python", "def g(:\n"), "f")
+    assert "test_f" not in code and "__main__" not in code and "def f" in code
+    assert program("No code.") is None
+
+
+# ------------------------------------------------------------------------------------- scoped checks
+
+
+def test_contains_in_code_ignores_prose_mentions():
+    answer = "Use hmac.compare_digest, I compare with ==.\n" + fenced("python", "ok = sig == expected")
+    result = check(answer, type="contains", value="hmac.compare_digest", **{"in": "code"})
+    assert (result.status, result.detail, result.name) == (
+        "fail", '"hmac.compare_digest" not found in code', 'contains "hmac.compare_digest" in code')
+    result = check(answer, type="contains", any_of=["secrets.compare_digest", "hmac.compare_digest"])
+    assert (result.passed, result.detail) == (True, '"hmac.compare_digest" found on line 1')
+
+
+def test_not_contains_negation_aware_in_prose():
+    spec = dict(type="not_contains", value="scripting language", case_sensitive=False, negation_aware=True,
+                **{"in": "prose"})
+    result = check("Games are plain Python: there is no in-game scripting language.\n", **spec)
+    assert (result.passed, result.detail) == (
+        True, '"scripting language" not found in prose (only in negated sentences: "scripting language")')
+    result = check("It has no rooms. Its scripting language is Lua.\n", **spec)
+    assert (result.passed, result.detail) == (False, '"scripting language" found in prose on line 1')
+
+
+def test_calls_follows_imports_and_aliases():
+    spec = dict(type="calls", any_of=["hmac.compare_digest", "secrets.compare_digest"], function="verify")
+    for code in ("import hmac\ndef verify(a, b):\n    return hmac.compare_digest(a, b)",
+                 "from hmac import compare_digest as same\ndef verify(a, b):\n    return same(a, b)",
+                 "import secrets\ndef verify(a, b):\n    return secrets.compare_digest(a, b)"):
+        assert check(fenced("python", code), **spec).passed, code
+    prose_only = "Compare with hmac.compare_digest.\n" + fenced("python", "def verify(a, b):\n    return a == b")
+    result = check(prose_only, **spec)
+    assert (result.status, result.detail) == (
+        "fail", "no call to hmac.compare_digest or secrets.compare_digest in the answer's code reached from verify")
+    unused = fenced("python", "import hmac\ndef unused(a, b):\n    return hmac.compare_digest(a, b)\n"
+                              "def verify(a, b):\n    return a == b")
+    assert not check(unused, **spec).passed
 
 
 # ------------------------------------------------------------------------------------------- python
@@ -155,9 +228,9 @@ def test_python_check_names_the_first_failures():
 
 def test_python_check_without_code_or_tests():
     result = check("Just use a + b.", type="python", code=ADD_TESTS)
-    assert (result.passed, result.detail) == (False, "no Python code block in the answer")
+    assert (result.status, result.detail) == ("fail", "no Python code block in the answer (none that parses)")
     result = check(fenced("python", "def add(a, b):\n    return a + b"), type="python", code="import answer\n")
-    assert (result.passed, result.detail) == (False, "the test code defines no test_* functions")
+    assert (result.status, result.detail) == ("error", "could not run: the test code defines no test_* functions")
 
 
 def test_python_check_reports_a_timeout_once():
@@ -199,7 +272,7 @@ def test_shell_syntax_fails_on_a_shellcheck_error():
 
 def test_shell_syntax_needs_a_shell_block():
     result = check("Run it with cron.\n" + fenced("python", "print(1)"), type="shell_syntax")
-    assert (result.passed, result.detail) == (False, "no shell code block (```bash, ```sh or ```shell) in the answer")
+    assert (result.passed, result.detail) == (False, "no shell script (```bash, ```sh or ```shell) in the answer")
 
 
 # ---------------------------------------------------------------------------------------------- cron
@@ -207,48 +280,112 @@ def test_shell_syntax_needs_a_shell_block():
 
 def test_cron_finds_a_valid_schedule():
     result = check("Add:\n\n```\n*/15 * * * * /opt/fleet/burndown.sh >/dev/null 2>&1\n```\n", type="cron")
-    assert (result.passed, result.detail, result.name) == (True, '"*/15 * * * *" on line 4 is a valid schedule',
-                                                           "cron schedule")
+    assert (result.passed, result.detail, result.name) == (True, '"*/15 * * * *" is a valid schedule', "cron schedule")
     assert check("Use `0 9-17 * * MON-FRI /usr/bin/report` daily.", type="cron").passed
 
 
 def test_cron_rejects_invalid_schedules():
     result = check("```\n0,15,30,45,60 * * * * /opt/x.sh\n```\n", type="cron")
-    assert (result.passed, result.detail) == (
-        False, '"0,15,30,45,60 * * * *" on line 2 is not a valid 5-field schedule')
+    assert (result.passed, result.detail) == (False, '"0,15,30,45,60 * * * *": not a valid 5-field schedule')
     result = check("```\n0 */15 * * * ? /opt/x.sh\n```\n", type="cron")
-    assert result.detail == (
-        '"0 */15 * * * ?" on line 2 is not a valid 5-field schedule (6 time fields; crontab takes 5)')
+    assert result.detail == '"0 */15 * * * ?": 6 time fields; crontab takes 5'
     result = check("Run it every 15 minutes from cron.", type="cron")
     assert (result.passed, result.detail) == (False, "no crontab line (5 time fields, then a command) in the answer")
+
+
+EVERY_15 = dict(type="cron", every_minutes=15, command="burndown.sh")
+
+
+def test_cron_schedule_must_fire_at_the_expected_times():
+    assert check("```\n5-59/15 * * * * /opt/fleet/burndown.sh\n```\n", **EVERY_15).passed
+    result = check("```\n0 */15 * * * /opt/fleet/burndown.sh\n```\n", **EVERY_15)
+    assert (result.passed, result.detail) == (
+        False, '"0 */15 * * *": fires at 00:00, 15:00, 00:00, 15:00 (2 times a day), not every 15 minutes')
+    result = check("```\n*/15 * * * * /opt/other.sh\n```\n", **EVERY_15)
+    assert result.detail == "no crontab line (5 time fields, then a command) running burndown.sh in the answer"
+
+
+@pytest.mark.parametrize("given", [
+    "```bash\n(crontab -l 2>/dev/null; echo '*/15 * * * * /opt/fleet/burndown.sh') | crontab -\n```\n",
+    "```sh\necho \"*/15 * * * * /opt/fleet/burndown.sh >> /var/log/x 2>&1\" | crontab -\n```\n",
+    "Put `*/15 * * * * /opt/fleet/burndown.sh` in your crontab.\n",
+    "In /etc/cron.d/fleet:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n",
+    "```crontab\n# every quarter hour\n0,15,30,45 * * * * flock -n /tmp/l /opt/fleet/burndown.sh\n```\n",
+])
+def test_cron_line_is_found_wherever_it_is_given(given):
+    assert check(given, **EVERY_15).passed
+
+
+# --------------------------------------------------------------------------------------------- shell
+
+STUB = """#!/bin/bash
+echo "$*" >>"$(dirname "$0")/../calls.log"
+[ "$1" = list ] && { [ -n "$FAIL" ] && exit 3; echo pod-a; echo pod-b; }
+exit 0
+"""
+
+
+def shell_spec(**expect):
+    return dict(type="shell", stubs={"podctl": STUB}, writable_dirs=["/var/log"], log_file="/var/log/x.log",
+                scenarios=[{"name": "stops both", "expect": {"exit": "zero", "stop_calls": ["pod-a", "pod-b"],
+                                                              "logged": ["pod-a"]}},
+                           {"name": "listing fails", "env": {"FAIL": "1"}, "expect": {"exit": "nonzero"}}])
+
+
+def test_shell_check_runs_scenarios_with_stub_commands():
+    good = fenced("bash", """
+        set -uo pipefail
+        ids=$(podctl list) || exit 1
+        for id in $ids; do podctl stop "$id" && echo "$(date -u +%FT%T) $id" >>/var/log/x.log; done
+    """)
+    result = check(good, **shell_spec())
+    assert (result.status, result.detail, result.score) == ("pass", "2 of 2 scenarios pass", 1.0)
+    sloppy = fenced("bash", "for id in $(podctl list); do podctl stop $id; done\necho \"$(date) done\" >>/var/log/x.log")
+    result = check(sloppy, **shell_spec())
+    assert result.status == "fail" and result.score == 0.0
+    assert result.detail == ("0 of 2 scenarios pass; stops both: no line for pod-a in /var/log/x.log; "
+                             "listing fails: exit status 0, expected non-zero")
+    result = check("Just run podctl by hand.", **shell_spec())
+    assert (result.status, result.detail) == ("fail", "no shell script (```bash, ```sh or ```shell) in the answer")
 
 
 # ---------------------------------------------------------------------------------------- robustness
 
 
-def test_a_check_that_breaks_becomes_a_failed_result():
+def test_a_check_that_breaks_is_an_error_not_a_fail():
     broken = RegexCheck.model_construct(type="regex", pattern="(", flags=[], expect=True, name="broken",
-                                        critical=True, weight=1.0)
+                                        critical=True, weight=1.0, where="all")
     task = TaskSpec.model_construct(id="t", title="T", prompt="p", checks=[broken])
     (result,) = run_checks(task, "anything")
-    assert (result.passed, result.name, result.critical) == (False, "broken", True)
+    assert (result.status, result.passed, result.name, result.critical) == ("error", False, "broken", True)
     assert result.detail == "the check could not run: error: missing ), unterminated subpattern at position 0"
+
+
+def test_a_rubric_without_the_judge_is_not_scored():
+    result = check("Anything.", type="rubric", must=["says X"], must_not=["says Y"])
+    assert (result.status, result.detail) == (
+        "error", "not scored: a rubric is graded by the judge model (set `judge:` and run 'bench run')")
 
 
 def test_default_names_of_every_type():
     specs = [{"type": "python", "code": "x"}, {"type": "contains", "value": "v"}, {"type": "cron"},
              {"type": "regex", "pattern": "a|b", "flags": ["IGNORECASE", "MULTILINE"]}, {"type": "shell_syntax"},
-             {"type": "word_count", "min": 3}]
+             {"type": "word_count", "min": 3}, {"type": "calls", "any_of": ["a.b", "c.d"]},
+             {"type": "not_contains", "any_of": ["x", "y"], "in": "prose"}, {"type": "cron", "every_minutes": 15},
+             {"type": "rubric", "must": ["m"]}, {"type": "shell", "stubs": {}, "scenarios": [{"name": "n"}]}]
     names = [default_name(TypeAdapter(Check).validate_python(spec)) for spec in specs]
     assert names == [
-        "python tests", 'contains "v"', "cron schedule", "matches /a|b/im", "shell syntax", "word count ≥ 3"]
+        "python tests", 'contains "v"', "cron schedule", "matches /a|b/im", "shell syntax", "word count ≥ 3",
+        "calls a.b or c.d", 'does not contain any of "x", "y" in prose', "cron schedule every 15 minutes", "rubric",
+        "shell scenarios"]
 
 
 # ------------------------------------------------------------------------------- the benchmark's tasks
 
 
 def weighted_pass_rate(results) -> float:
-    return sum(r.weight for r in results if r.passed) / sum(r.weight for r in results)
+    scored = [r for r in results if r.scored]
+    return sum(r.weight for r in scored if r.passed) / sum(r.weight for r in scored)
 
 
 @pytest.mark.parametrize("raw", TASKS, ids=[t["id"] for t in TASKS])
@@ -256,8 +393,8 @@ def test_task_checks_separate_the_good_answer_from_the_bad(raw):
     task = TaskSpec.model_validate(raw)
     good = run_checks(task, (HERE / "samples" / task.id / "good.md").read_text(encoding="utf-8"))
     bad = run_checks(task, (HERE / "samples" / task.id / "bad.md").read_text(encoding="utf-8"))
-    assert all(r.passed for r in good if r.critical), [r for r in good if not r.passed]
-    assert any(not r.passed for r in bad)
+    assert all(r.passed for r in good if r.critical and r.scored), [r for r in good if not r.passed]
+    assert any(r.status == "fail" for r in bad)
     assert weighted_pass_rate(good) > weighted_pass_rate(bad)
     assert any(r.critical for r in task.checks)
 
@@ -267,3 +404,88 @@ def test_the_tasks_are_the_four_of_the_benchmark():
     for raw in TASKS:
         task = TaskSpec.model_validate(raw)
         assert "PLACEHOLDER" not in task.prompt and task.reference and task.checks
+
+
+# ---------------------------------------------------------------------------------------- the CLI
+
+
+def test_bench_check_prints_each_result(isolated, capsys):
+    from conftest import bench_cli
+
+    (isolated / "benchmark.yaml").write_text(textwrap.dedent("""
+        title: T
+        models: [{id: a, model: m}]
+        tasks:
+          - id: t
+            title: T
+            prompt: Write add(a, b).
+            checks:
+              - {type: python, critical: true, code: "import answer\\ndef test_add():\\n    assert answer.add(1, 2) == 3\\n"}
+              - {type: contains, value: docstring, in: prose}
+              - {type: rubric, must: [says hello]}
+    """))
+    (isolated / "answer.md").write_text("Here:\n\n```py\ndef add(a, b):\n    return a + b\n```\n")
+    assert bench_cli("check", "t", "answer.md") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "PASS  python tests (critical, executed test): 1 of 1 tests pass",
+        'FAIL  contains "docstring" in prose (static, weak evidence): "docstring" not found in prose',
+        "ERROR rubric (model-graded): not scored: a rubric is graded by the judge model (set `judge:` and run "
+        "'bench run')",
+        "1 passed, 1 failed, 1 not run or not scored",
+    ]
+    assert bench_cli("check", "nope", "answer.md") == 2
+    assert capsys.readouterr().err.strip() == "Error: no task 'nope' in benchmark.yaml; tasks: t"
+
+
+def test_validate_reports_test_code_that_does_not_compile(isolated, capsys):
+    from conftest import bench_cli
+
+    (isolated / "benchmark.yaml").write_text(textwrap.dedent("""
+        title: T
+        models: [{id: a, model: m}]
+        tasks:
+          - id: t
+            title: T
+            prompt: p
+            checks:
+              - type: python
+                code: |
+                  import answer
+
+                  def test_x(:
+                      pass
+    """))
+    assert bench_cli("validate") == 2
+    assert "tasks[0].checks[0].code (line 10): Python that does not compile: invalid syntax (line 3 of the code)" \
+        in capsys.readouterr().err
+
+
+def test_program_keeps_only_the_imports_its_definitions_use():
+    answer = (fenced("python", "import hmac\nimport typing\n\ndef verify(a: 'typing.Any', b):\n    return hmac.compare_digest(a, b)")
+              + "Wire it into Flask:\n" + fenced("python", "from flask import Flask, request\nimport pytest\n\napp = Flask(__name__)\n\n"
+                                                  "@app.post('/hook')\ndef hook():\n    return verify(request.data, 'x')"))
+    code = program(answer, "verify")
+    assert code.startswith("import hmac\nimport typing\n") and "flask" not in code and "pytest" not in code
+
+
+def test_shell_script_from_a_here_document_or_the_largest_real_block():
+    from generator.program import shell_script
+
+    installer = fenced("bash", """
+        mkdir -p /opt/fleet
+        cat > /opt/fleet/burndown.sh <<'EOF'
+        #!/bin/bash
+        podctl list --idle-minutes 30
+        EOF
+        chmod +x /opt/fleet/burndown.sh
+    """)
+    assert shell_script(parse_answer(installer), "burndown.sh") == "#!/bin/bash\npodctl list --idle-minutes 30\n"
+    blocks = fenced("bash", "chmod +x /opt/fleet/burndown.sh\ncrontab -e") + fenced("sh", "set -eu\nfor i in 1 2; do echo $i; done")
+    assert shell_script(parse_answer(blocks)) == "set -eu\nfor i in 1 2; do echo $i; done\n"
+
+
+def test_program_salvages_blocks_with_shell_lines_or_repl_prompts():
+    code = program(fenced("python", "%pip install aiohttp\nimport json\n\ndef f(x):\n    return json.dumps(x)")
+                   + fenced("python", ">>> def g():\n...     return 1\n>>> g()\n1"), None)
+    assert code is not None and "def f" in code and "def g():\n    return 1" in code
+    assert "def f" in program(fenced("python", "$ pip install x\ndef f():\n    return 1"), "f")

@@ -50,8 +50,8 @@ BROKEN = {
     "judge names unknown model": (GOOD + "judge: {model: nobody}\n", {},
                                   "judge.model (line 11): 'nobody' is not the id of a model in `models`"),
     "unknown check type": (_replace("{type: word_count, min: 1, max: 10}", "{type: vibes}"), {},
-                           "tasks[0].checks[0] (line 10): unknown check type 'vibes'; use one of python, contains, "
-                           "not_contains, regex, word_count, shell_syntax, cron"),
+                           "tasks[0].checks[0] (line 10): unknown check type 'vibes'; use one of python, shell, contains, "
+                           "not_contains, regex, calls, word_count, shell_syntax, cron, rubric"),
     "min above max": (_replace("min: 1, max: 10", "min: 50, max: 10"), {},
                       "tasks[0].checks[0] (line 10): min (50) is larger than max (10)"),
     "bad id": (_replace("id: one", "id: One Task"), {},
@@ -65,7 +65,7 @@ BROKEN = {
     "unknown option": (_replace("title: T", "title: T\ndefaults: {options: {temprature: 0.1}}"), {},
                        "defaults.options.temprature (line 2): unknown key"),
     "missing check field": (_replace("{type: word_count, min: 1, max: 10}", "{type: contains}"), {},
-                            "tasks[0].checks[0].value (line 10): required key is missing"),
+                            "tasks[0].checks[0] (line 10): give value or any_of (one of them)"),
 }
 
 

@@ -17,8 +17,9 @@ from generator.render import fenced, inline, render, visible
 
 TASKS = [
     {"id": "sum", "title": "Sum two numbers", "prompt": "Write add(a, b) in Python.",
-     "checks": [{"type": "contains", "value": "def add", "critical": True},
-                {"type": "contains", "value": "return"}]},
+     "checks": [{"type": "python", "code": "import answer\n\ndef test_add():\n    assert answer.add(2, 3) == 5\n",
+                 "critical": True},
+                {"type": "contains", "value": "def add"}]},
     {"id": "poem", "title": "A short poem", "prompt": "Write a poem about caches."},
 ]
 
@@ -72,8 +73,8 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     assert '=== "Big Brain"\n' in task and '=== "Local"\n' in task
     assert "\n    ``` text\n    def add(a, b):\n        return a + b\n\n    ```\n" in task
     assert '!!! success "Winner: Big Brain \\(objectively clear\\)"' in task
-    assert "| contains &quot;def add&quot; | pass | critical | &quot;def add&quot; found on line 1 |" in task
-    assert "| contains &quot;return&quot; | FAIL |  | &quot;return&quot; not found |" in task
+    assert "| contains &quot;def add&quot; | pass |  | &quot;def add&quot; found on line 1 |" in task
+    assert "| python tests | FAIL | critical | 0 of 1 tests pass; test\\_add: assertion failed: " in task
 
     svg = (docs / "assets" / "latency.svg").read_text()
     assert svg.startswith("<?xml") and "<dc:date>" not in svg and "Sum two numbers" in svg

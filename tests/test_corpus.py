@@ -1,0 +1,97 @@
+"""The answer corpus (tests/answers/<task>/): every pair of answers whose verdict is constrained, in both
+seatings, through the whole pipeline: `bench run` against the fake Ollama server, then `bench render`, and
+the verdicts read back from docs/results.json.
+
+Rules (expected.yaml grades each answer good or weak):
+- good vs weak: the good answer wins;
+- good vs good: never "objectively clear" (a tie or a weak-evidence winner is fine);
+- weak vs weak: no constraint, so not run.
+
+To stay fast, one benchmark per task holds one copy of the real task per ordered pair, told apart by a
+marker at the end of the prompt that the fake server maps to the pair's two answers; check results are
+cached by (answer hash, checks), so each distinct answer is checked once (in parallel, before the run, the
+way `bench run` would check it; the run then finds them cached).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FakeModel, FakeOllama, bench_cli, write_bench
+
+from generator import cache as cache_mod
+from generator import config
+from generator.evaluate import checks_key, objective_checks
+from generator.records import sha256
+
+HERE = Path(__file__).parent
+CORPUS = HERE / "answers"
+TASKS = {t["id"]: t for t in yaml.safe_load((HERE.parent / "benchmark.yaml").read_text(encoding="utf-8"))["tasks"]}
+MARKER = re.compile(r"\(corpus pair (\d+)\)\s*$")
+
+
+def _grades(task_id: str) -> dict[str, str]:
+    expected = yaml.safe_load((CORPUS / task_id / "expected.yaml").read_text(encoding="utf-8"))["answers"]
+    return {name: entry["grade"] for name, entry in expected.items() if (CORPUS / task_id / name).exists()}
+
+
+def _pairs(grades: dict[str, str]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in itertools.permutations(sorted(grades), 2) if "good" in (grades[a], grades[b])]
+
+
+def _corpus_tasks() -> list[str]:
+    return [t for t in TASKS if (CORPUS / t / "expected.yaml").exists()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_id", _corpus_tasks())
+def test_corpus_verdicts(task_id, isolated):
+    grades = _grades(task_id)
+    texts = {name: (CORPUS / task_id / name).read_text(encoding="utf-8") for name in grades}
+    pairs = _pairs(grades)
+    real = TASKS[task_id]
+    tasks = [{**real, "id": f"{task_id}-{i}", "prompt": real["prompt"].rstrip("\n") + f"\n\n(corpus pair {i})\n"}
+             for i in range(len(pairs))]
+
+    def seat(position: int):
+        return lambda prompt: texts[pairs[int(MARKER.search(prompt).group(1))][position]]
+
+    with FakeOllama([FakeModel("gemma3:27b", answer=seat(0)), FakeModel("gemma3:4b", answer=seat(1))]) as server:
+        path = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks,
+                           extra={"defaults": {"options": {"temperature": 0}, "timeout_s": 30, "warm_up": False,
+                                               "concurrency_per_host": 4}})
+        _check_each_answer_once(config.load(path), texts, isolated / "cache")
+        assert bench_cli("run", "--config", str(path)) == 0
+    assert bench_cli("render", "--config", str(path)) == 0
+    verdicts = {t["id"]: t for t in json.loads((isolated / "docs" / "results.json").read_text())["tasks"]}
+
+    wrong, clear = [], []
+    for i, (a, b) in enumerate(pairs):
+        verdict = verdicts[f"{task_id}-{i}"]
+        if grades[a] == "good" and grades[b] == "weak" and verdict["winner"] != "big-brain":
+            wrong.append(f"{a} (good) vs {b}: {verdict['winner']}: {verdict['reason'][:300]}")
+        if grades[a] == "weak" and grades[b] == "good" and verdict["winner"] != "local":
+            wrong.append(f"{b} (good) vs {a}: {verdict['winner']}: {verdict['reason'][:300]}")
+        if grades[a] == grades[b] == "good" and verdict["objectively_clear"]:
+            clear.append(f"{a} vs {b}: {verdict['reason'][:300]}")
+    assert (wrong, clear) == ([], []), f"{len(wrong)} wrong winners, {len(clear)} false objectively clear"
+    assert len(pairs) >= 2 * sum(g == "good" for g in grades.values())
+
+
+def _check_each_answer_once(bench: config.Benchmark, texts: dict[str, str], cache_dir: Path) -> None:
+    """Check every distinct answer once, in parallel, and cache the results where evaluate looks for them."""
+    task = bench.tasks[0]
+    store = cache_mod.AnswerCache.open(cache_dir)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = dict(zip(texts, pool.map(lambda name: objective_checks(task, texts[name]), texts)))
+        for name, text in texts.items():
+            store.put_checks(checks_key(task, sha256(text)), results[name])
+    finally:
+        store.close()
