@@ -1,67 +1,34 @@
-"""Runs inside the sandbox process: limit itself, guard itself, run test_answer's test_* functions, report.
+"""Runs inside the sandbox: limit itself, then serve the answer's module to the trusted tests, or run a program.
 
-Copied by generator/sandbox.py into the sandbox directory beside answer.py and test_answer.py and started
-as ``python -I -B _harness.py CONFIG_JSON``. Standard library only. Each result goes out as one JSON line
-on the file descriptor named in the config, which the parent opened; the answer's prints go to stdout and
-stderr, which the parent keeps apart, so no print can be read as a result.
-
-The audit hook below is a second line of defence for honest mistakes (an answer that opens a socket or
-writes to /etc). It is NOT a security boundary: code running in this interpreter can get around it. The
-boundaries are the process, its resource limits, its namespaces and its user; see generator/sandbox.py.
+Started by generator/sandbox.py as ``python -I -B -c SOURCE CONFIG_JSON`` under bubblewrap, with a request
+pipe and a reply pipe; standard library only. Nothing this process says decides a test: in "serve" mode it
+loads ``fixture`` (the check's setup code) and ``answer``, then answers calls from the trusted test process
+(generator/_sandbox_tests.py) with plain data, one JSON line per request. Answer code runs in this
+interpreter and may rewrite any of it; that only changes what the answer answers. In "program" mode it writes
+the files, runs the program, kills what it left running and sends back its exit status, output and files.
 """
 
+import base64
 import json
 import os
-import re
 import resource
 import signal
 import sys
 
-# Taken before any answer code runs, so the reporting path does not depend on modules the answer can patch.
-_write = os.write
-_dumps = json.dumps
-_exit = os._exit
-_getpid = os.getpid
-
-MESSAGE_CHARS = 300
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-WRITABLE_DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr")
-
-# Events refused outright: starting processes, reaching the network, loading native code, changing limits.
-REFUSED = {
-    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.startfile",
-    "subprocess.Popen", "pty.spawn", "os.killpg",
-    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-    "socket.gethostbyname", "socket.gethostbyaddr", "socket.sethostname",
-    "resource.setrlimit", "resource.prlimit",
-}
-# Events that change the file system at the path(s) in these argument positions.
-PATH_EVENTS = {
-    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,), "os.chown": (0,),
-    "os.truncate": (0,), "os.utime": (0,), "os.chflags": (0,), "os.lchflags": (0,), "os.lchmod": (0,),
-    "os.setxattr": (0,), "os.removexattr": (0,), "os.rename": (0, 1), "os.link": (1,), "os.symlink": (1,),
-    "shutil.rmtree": (0,), "shutil.copyfile": (1,), "shutil.copytree": (1,), "shutil.move": (1,),
-}
-REFUSED_IMPORTS = {"_posixsubprocess"}  # only ever re-imported to undo the patch in _refuse_fork_exec
-OTHER_PROCESS = re.compile(r"^/proc/(\d+)(/|$)")
+CONFIG = json.loads(sys.argv[1])
+WORKDIR = os.getcwd()
+os.environ.pop("PWD", None)  # set by bwrap --chdir; the environment is PATH, LANG, HOME and TMPDIR only
+MODULES = ("answer", "fixture")
 
 
-def one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
-
-
-def report(event: dict) -> None:
-    _write(REPORT_FD, (_dumps(event) + "\n").encode("utf-8", "replace"))
-
-
-def set_limits(config: dict) -> None:
+def set_limits() -> None:
     mb = 1024 * 1024
     wanted = [
-        (resource.RLIMIT_CPU, config["cpu_s"], config["cpu_s"] + 1),  # SIGXCPU at the soft limit, SIGKILL 1 s on
-        (resource.RLIMIT_AS, config["memory_mb"] * mb, config["memory_mb"] * mb),
-        (resource.RLIMIT_FSIZE, config["file_mb"] * mb, config["file_mb"] * mb),
-        (resource.RLIMIT_NPROC, config["nproc"], config["nproc"]),
+        (resource.RLIMIT_CPU, CONFIG["cpu_s"], CONFIG["cpu_s"] + 1),  # SIGXCPU at the soft limit, SIGKILL 1 s on
+        (resource.RLIMIT_AS, CONFIG["memory_mb"] * mb, CONFIG["memory_mb"] * mb),
+        (resource.RLIMIT_FSIZE, CONFIG["file_mb"] * mb, CONFIG["file_mb"] * mb),
+        (resource.RLIMIT_NPROC, CONFIG["nproc"], CONFIG["nproc"]),
+        (resource.RLIMIT_NOFILE, CONFIG["nofile"], CONFIG["nofile"]),
         (resource.RLIMIT_CORE, 0, 0),
     ]
     for which, soft, hard in wanted:
@@ -69,152 +36,323 @@ def set_limits(config: dict) -> None:
         if current_hard != resource.RLIM_INFINITY:
             hard = min(hard, current_hard)
         resource.setrlimit(which, (min(soft, hard), hard))
+    signal.signal(signal.SIGXCPU, lambda *_: os._exit(CONFIG["cpu_exit"]))
+    # Past the file size limit a write fails with EFBIG instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def on_cpu_limit(signum, frame) -> None:
-    report({"error": f"CPU time limit of {CONFIG['cpu_s']} s exceeded"})
-    _exit(3)
+class Pipe:
+    """One JSON line per message, at most message_bytes."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.reader = os.fdopen(read_fd, "rb")
+        self.write_fd = write_fd
+
+    def receive(self):
+        line = self.reader.readline(CONFIG["message_bytes"] + 1)
+        if not line:
+            os._exit(0)  # the tests are done
+        return json.loads(line)
+
+    def send(self, message: dict) -> None:
+        data = json.dumps(message, ensure_ascii=True).encode() + b"\n"
+        if len(data) > CONFIG["message_bytes"]:
+            data = json.dumps({"raise": error_payload(
+                ValueError(f"the reply is larger than {CONFIG['message_bytes']} bytes"))}).encode() + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.write_fd, view):]
 
 
-def _refuse_fork_exec() -> None:
-    # subprocess starts children through _posixsubprocess.fork_exec, which raises no audit event of its own.
-    import _posixsubprocess
-    import subprocess
-
-    def refused(*args, **kwargs):
-        raise PermissionError("refused by the sandbox: subprocess")
-
-    _posixsubprocess.fork_exec = refused
-    subprocess._fork_exec = refused
+# ------------------------------------------------------------------------------------------ plain data
 
 
-def install_guard(root: str) -> None:
-    realpath, fspath, fsdecode = os.path.realpath, os.fspath, os.fsdecode
-    root = realpath(root)
-    prefix = root + os.sep
-
-    def inside(path) -> bool:
-        if isinstance(path, int):  # an already-open file descriptor
-            return True
-        full = realpath(fsdecode(fspath(path)))
-        return full == root or full.startswith(prefix) or full in WRITABLE_DEVICES
-
-    def refuse(what: str):
-        raise PermissionError(f"refused by the sandbox: {what}")
-
-    def hook(event: str, args: tuple) -> None:
-        if event in REFUSED or event.startswith("ctypes."):
-            refuse(event)
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & WRITE_FLAGS
-            )
-            if writing and not inside(path):
-                refuse(f"writing {fsdecode(fspath(path))} (outside the sandbox directory)")
-            if isinstance(path, (str, bytes)) and "proc" in fsdecode(path):
-                other = OTHER_PROCESS.match(realpath(fsdecode(path)))
-                if other and int(other.group(1)) != _getpid():
-                    refuse(f"reading {fsdecode(path)} (another process)")
-        elif event in PATH_EVENTS:
-            for i in PATH_EVENTS[event]:
-                if i < len(args) and args[i] is not None and not inside(args[i]):
-                    refuse(f"{event} on {fsdecode(fspath(args[i]))} (outside the sandbox directory)")
-        elif event == "os.kill" and args and args[0] != _getpid():
-            refuse("os.kill of another process")
-        elif event == "import" and args and args[0] in REFUSED_IMPORTS and args[0] not in sys.modules:
-            refuse(f"import {args[0]}")
-
-    sys.addaudithook(hook)
+def encode(value, depth: int = 0):
+    """Plain data as tagged JSON: containers become {"l"|"t"|"s"|"f"|"d"|"b": ...}."""
+    if depth > 100:
+        raise ValueError("the value is nested too deeply")
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray)):
+        return {"b": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
+    for kind, tag in ((list, "l"), (tuple, "t"), (frozenset, "f"), (set, "s")):
+        if isinstance(value, kind):
+            return {tag: [encode(item, depth + 1) for item in value]}
+    raise TypeError(f"a {type(value).__name__} object is not plain data")
 
 
-def where(exc: BaseException, files: tuple[str, ...]) -> tuple[str, int, str] | None:
-    """The innermost traceback frame in one of ``files``: (file name, line number, source line)."""
-    import linecache
-    import traceback
+def decode(value, depth: int = 0):
+    if depth > 100:
+        raise ValueError("the value is nested too deeply")
+    if not isinstance(value, dict):
+        return value
+    ((tag, inner),) = value.items()
+    if tag == "b":
+        return base64.b64decode(inner)
+    if tag == "d":
+        return {decode(k, depth + 1): decode(v, depth + 1) for k, v in inner}
+    if tag == "r":  # a function of answer or fixture, passed by the tests by name
+        return getattr(sys.modules[inner[0]], inner[1])
+    items = [decode(item, depth + 1) for item in inner]
+    return {"l": list, "t": tuple, "f": frozenset, "s": set}[tag](items)
 
+
+def class_names(cls) -> list:
+    return [[str(getattr(c, "__module__", "")), str(getattr(c, "__qualname__", "?"))] for c in cls.__mro__][:16]
+
+
+def where(exc: BaseException):
+    """The innermost traceback frame in answer.py or fixture.py, as "answer.py line N"."""
     found = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        name = os.path.basename(frame.filename)
-        if name in files:
-            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0)
-            found = (name, frame.lineno or 0, line.strip())
+    tb = exc.__traceback__
+    while tb is not None:
+        name = os.path.basename(tb.tb_frame.f_code.co_filename)
+        if name in ("answer.py", "fixture.py"):
+            found = f"{name} line {tb.tb_lineno}"
+        tb = tb.tb_next
     return found
 
 
-def describe(exc: BaseException) -> str:
-    """One line for a page: the assertion's message, or the exception and where it was raised."""
-    if isinstance(exc, AssertionError) and str(exc):
-        return one_line(str(exc))
-    if isinstance(exc, MemoryError):
-        return f"MemoryError (memory limit {CONFIG['memory_mb']} MB)"
-    place = where(exc, ("test_answer.py", "answer.py"))
-    if isinstance(exc, AssertionError):
-        if place:
-            return one_line(f"assertion failed: {place[2]} ({place[0]} line {place[1]})")
-        return "assertion failed"
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if place and not isinstance(exc, SyntaxError):
-        text += f" ({place[0]} line {place[1]})"
-    return one_line(text)
+def error_payload(exc: BaseException, depth: int = 0) -> dict:
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "(its message could not be shown)"
+    try:
+        args = encode(tuple(exc.args))
+    except BaseException:
+        args = None
+    payload = {"class": class_names(type(exc)), "message": message[: CONFIG["message_chars"] * 4],
+               "args": args, "where": where(exc)}
+    if isinstance(exc, BaseExceptionGroup) and depth < 3:
+        payload["exceptions"] = [error_payload(e, depth + 1) for e in exc.exceptions[:10]]
+    return payload
 
 
-def run_tests(module) -> None:
+# ------------------------------------------------------------------------------------------------ serve
+
+
+def load(request: dict) -> dict:
+    sys.path.insert(0, WORKDIR)
+    for name, stage in (("fixture", "setup"), ("answer", "answer")):
+        code = request.get("setup" if name == "fixture" else "answer") or ""
+        with open(os.path.join(WORKDIR, f"{name}.py"), "w", encoding="utf-8", errors="replace") as f:
+            f.write(code)
+        try:
+            __import__(name)
+        except BaseException as exc:
+            return {"raise": error_payload(exc), "stage": stage}
+    return {"loaded": True}
+
+
+def lookup(request: dict):
+    module = sys.modules.get(request["module"]) if request["module"] in MODULES else None
+    if module is None:
+        raise ImportError(f"no module named {request['module']!r}")
+    return getattr(module, request["name"])
+
+
+def describe(obj) -> dict:
     import inspect
 
-    tests = [
-        (name, func)
-        for name, func in vars(module).items()
-        if name.startswith("test_") and inspect.isfunction(func) and func.__module__ == module.__name__
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        return {"exception": class_names(obj)}
+    if inspect.ismodule(obj):
+        raise TypeError(f"{obj.__name__} is a module; only functions and plain data cross to the tests")
+    if callable(obj):
+        is_async = inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
+        try:
+            signature = str(inspect.signature(obj))
+        except (TypeError, ValueError):
+            signature = None
+        doc = inspect.getdoc(obj)
+        return {"function": {"async": bool(is_async), "doc": doc if isinstance(doc, str) else None,
+                             "signature": signature}}
+    return {"value": encode(obj)}
+
+
+def names(request: dict) -> dict:
+    """The module's public names that can cross (for ``from answer import *`` and ``dir``)."""
+    import inspect
+
+    module = sys.modules.get(request["module"]) if request["module"] in MODULES else None
+    found = [] if module is None else [
+        name for name, value in vars(module).items() if not name.startswith("_") and not inspect.ismodule(value)
     ]
-    if not tests:
-        report({"error": "the test code defines no test_* functions"})
-        return
-    report({"tests": [name for name, _ in tests]})
-    for name, func in tests:
-        try:
-            result = func()
-            if inspect.iscoroutine(result):
-                import asyncio
-
-                asyncio.run(result)
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt from the answer fail the test too
-            report({"outcome": name, "passed": False, "message": describe(exc)})
-        else:
-            report({"outcome": name, "passed": True, "message": ""})
-    report({"done": True})
+    return {"value": encode(sorted(found))}
 
 
-def main() -> None:
-    set_limits(CONFIG)
-    signal.signal(signal.SIGXCPU, on_cpu_limit)
-    # Past the file size limit a write fails with EFBIG instead of killing the process.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    _refuse_fork_exec()
-    install_guard(CONFIG["root"])
-    sys.path.insert(0, CONFIG["root"])
+def call(request: dict) -> dict:
+    import inspect
+
+    function = lookup(request)
+    result = function(*decode(request["args"]), **decode(request["kwargs"]))
+    awaited = inspect.isawaitable(result)
+    if awaited:
+        import asyncio
+
+        async def wait(awaitable):
+            return await awaitable
+
+        result = asyncio.run(wait(result))
     try:
-        import importlib
+        return {"value": encode(result), "awaited": awaited}
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{request['name']}() returned what cannot cross to the tests: {exc}") from None
 
-        module = importlib.import_module("test_answer")
-    except BaseException as exc:
-        from_answer = where(exc, ("answer.py",)) or (
-            isinstance(exc, SyntaxError) and os.path.basename(exc.filename or "") == "answer.py"
-        )
-        what = "the answer failed to import" if from_answer else "importing the tests failed"
-        report({"error": f"{what}: {describe(exc)}"})
-    else:
-        run_tests(module)
-    # Skip interpreter shutdown: threads or atexit handlers the answer left behind must not delay the end.
-    for stream in (sys.stdout, sys.stderr):
+
+def serve() -> None:
+    pipe = Pipe(CONFIG["request_fd"], CONFIG["reply_fd"])
+    handlers = {"load": load, "get": lambda r: describe(lookup(r)), "call": call, "names": names}
+    while True:
+        request = pipe.receive()
         try:
-            stream.flush()
-        except BaseException:
+            reply = handlers[request["op"]](request)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from the answer cross as errors too
+            reply = {"raise": error_payload(exc)}
+        try:
+            pipe.send(reply)
+        except (TypeError, ValueError) as exc:
+            pipe.send({"raise": error_payload(exc)})
+
+
+# ---------------------------------------------------------------------------------------------- program
+
+
+def run_program() -> None:
+    import subprocess
+    import threading
+
+    pipe = Pipe(CONFIG["request_fd"], CONFIG["reply_fd"])
+    spec = pipe.receive()
+    for name, text in spec["files"].items():
+        path = os.path.join(WORKDIR, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", errors="replace") as f:
+            f.write(text)
+        if name.startswith("bin/"):
+            os.chmod(path, 0o755)
+    _not_dumpable()
+    env = {"PATH": f"{WORKDIR}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": WORKDIR, "TMPDIR": WORKDIR,
+           **spec["env"]}
+    outputs = {"stdout": bytearray(), "stderr": bytearray()}
+    result = {"exit_code": None, "timed_out": False, "error": None}
+    try:
+        proc = subprocess.Popen(spec["argv"], cwd=WORKDIR, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        result["error"] = f"the program could not start: {exc}"
+    else:
+        def drain(stream, kept: bytearray) -> None:
+            while True:
+                chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+                if not chunk:
+                    break
+                if len(kept) < spec["output_chars"] * 4:
+                    kept.extend(chunk)
+
+        readers = [threading.Thread(target=drain, args=(proc.stdout, outputs["stdout"]), daemon=True),
+                   threading.Thread(target=drain, args=(proc.stderr, outputs["stderr"]), daemon=True)]
+        for reader in readers:
+            reader.start()
+        import time
+
+        # Under bwrap this process is PID 1 of the sandbox (--as-pid-1): the program cannot kill it, and
+        # every orphan it leaves is reparented here, so all children are reaped here, the program's included.
+        deadline = time.monotonic() + spec["wall_s"]
+        while proc.returncode is None:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == proc.pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            elif pid == 0:
+                if time.monotonic() >= deadline:
+                    result["timed_out"] = True
+                    break
+                time.sleep(0.005)
+        result["exit_code"] = proc.returncode
+        _kill_the_rest(proc.pid)
+        _reap_all(time.monotonic() + 1)
+        for reader in readers:
+            reader.join(timeout=1)
+    for name, kept in outputs.items():
+        result[name] = bytes(kept).decode("utf-8", "replace")[: spec["output_chars"]]
+    result["files"] = collect(spec)
+    pipe.send(result)
+
+
+def _reap_all(deadline: float) -> None:
+    import time
+
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.005)
+        except ChildProcessError:
+            return
+
+
+def _not_dumpable() -> None:
+    """Keep the program from reading this process's memory or descriptors through /proc or ptrace."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError, ImportError):
+        pass
+
+
+def _kill_the_rest(pgid: int) -> None:
+    # In the sandbox's own PID namespace (this process is its PID 1), -1 is every process of the sandbox
+    # but this one: background jobs that left the program's group included.
+    if CONFIG.get("pid_namespace") and os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
             pass
-    _exit(0)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def collect(spec: dict) -> dict:
+    files: dict = {}
+    budget = CONFIG["message_bytes"] // 2
+    roots = [(WORKDIR, True)] + [(d.rstrip("/"), False) for d in spec["writable_dirs"]]
+    for root, relative in roots:
+        for directory, subdirs, names in os.walk(root):
+            subdirs.sort()
+            for name in sorted(names):
+                path = os.path.join(directory, name)
+                if len(files) >= spec["max_files"] or budget <= 0:
+                    return files
+                try:
+                    if os.path.islink(path) or not os.path.isfile(path):
+                        continue
+                    with open(path, "rb") as f:
+                        text = f.read(spec["file_chars"] * 4).decode("utf-8", "replace")[: spec["file_chars"]]
+                except OSError:
+                    continue
+                files[os.path.relpath(path, root) if relative else path] = text
+                budget -= len(json.dumps(text)) + len(path)
+    return files
 
 
 if __name__ == "__main__":
-    CONFIG = json.loads(sys.argv[1])
-    REPORT_FD = CONFIG["report_fd"]
-    main()
+    set_limits()
+    if CONFIG["mode"] == "serve":
+        serve()
+    else:
+        run_program()
+    os._exit(0)

@@ -165,12 +165,14 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
         return Outcome(False, "no Python code block in the answer (none that parses)", 0.0)
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
     report = sandbox.run_python_tests(program.code, check.code, limits, setup_code=check.setup)
+    # The isolation is part of the evidence: a run without bubblewrap says so in its detail.
+    unsandboxed = "" if report.isolation.startswith("bubblewrap") else f"; {report.isolation.split(':')[0]}"
     outcomes = report.outcomes
     if not outcomes:
         error = report.error or "the test code ran no test_* function"
         if "importing the tests failed" in error or "no test_*" in error or "test code" in error:
-            raise _CouldNotRun(error)
-        return Outcome(False, error, 0.0)
+            raise _CouldNotRun(error + unsandboxed)
+        return Outcome(False, error + unsandboxed, 0.0)
     passed = sum(o.passed for o in outcomes)
     failures = [o for o in outcomes if not o.passed]
     # Tests cut off by a whole-run error all say so; the error is shown once instead.
@@ -181,7 +183,7 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     parts += [f"{o.name}: {o.message}" for o in shown]
     if len(failures) > len(shown):
         parts.append(f"{len(failures) - len(shown)} more failed")
-    return Outcome(report.error is None and not failures, "; ".join(parts), passed / len(outcomes))
+    return Outcome(report.error is None and not failures, "; ".join(parts) + unsandboxed, passed / len(outcomes))
 
 
 def _found_line(answer: ParsedAnswer, fragment: str) -> str:

@@ -85,6 +85,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs-dir", default="docs", metavar="DIR", help="where pages are written (default: docs)")
 
 
+def _sandbox_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-unsandboxed", action="store_true",
+                   help="run answer code without bubblewrap when it is missing (unsafe; pages say so)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench", description="Benchmark LLMs declared in benchmark.yaml: call them, check their "
                      "answers and write a MkDocs site that compares them with its evidence.")
@@ -102,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("task", metavar="TASK", help="task id in benchmark.yaml")
     p.add_argument("answer", metavar="ANSWER.md", help="a file holding an answer as a model would write it")
+    _sandbox_option(p)
     p = command("run", "call models for the cells the cache lacks",
                 "Seeds the cache from docs/results.json first, calls each missing cell once, judges new pairs "
                 "when a judge is configured, runs the checks and records the run in docs/history.json. "
@@ -109,9 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--refresh", action="store_true", help="call selected cells even when cached")
     p.add_argument("--only", nargs="+", default=[], metavar="ID", help="only these task or model ids")
-    _common(command("render", "write docs/ from the cache (never calls a model)",
-                    "Writes the pages, charts and results.json from the cache and the committed results.json; "
-                    "a file is written only when its bytes change."))
+    _sandbox_option(p)
+    p = command("render", "write docs/ from the cache (never calls a model)",
+                "Writes the pages, charts and results.json from the cache and the committed results.json; "
+                "a file is written only when its bytes change.")
+    _common(p)
+    _sandbox_option(p)
     p = command("status", "each cell: cached, missing or failed, with the reason",
                 "Reads the cache and docs/results.json; calls no model.")
     _common(p)
@@ -259,6 +268,10 @@ def _sigterm(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "allow_unsandboxed", False):
+        from .sandbox import OPT_IN_ENV
+
+        os.environ[OPT_IN_ENV] = "1"  # read by generator.sandbox when answer code is about to run
     # Until benchmark.yaml is read, the one secret known is the environment's OLLAMA_API_KEY.
     _redact_with(Redactor([os.environ.get("OLLAMA_API_KEY", "")]))
     signal.signal(signal.SIGTERM, _sigterm)

