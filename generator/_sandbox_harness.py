@@ -329,7 +329,10 @@ def _kill_the_rest(pgid: int) -> None:
 def collect(spec: dict) -> dict:
     files: dict = {}
     budget = CONFIG["message_bytes"] // 2
-    roots = [(WORKDIR, True)] + [(d.rstrip("/"), False) for d in spec["writable_dirs"]]
+    dirs = {d.rstrip("/") for d in spec["writable_dirs"]}
+    # A directory inside another writable one (/run/lock in /run) is walked with its parent.
+    inner = {d for d in dirs if any(d.startswith(other + "/") for other in dirs)}
+    roots = [(WORKDIR, True)] + [(d, False) for d in sorted(dirs - inner)]
     for root, relative in roots:
         for directory, subdirs, names in os.walk(root):
             subdirs.sort()

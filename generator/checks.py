@@ -69,6 +69,7 @@ class Outcome:
     passed: bool
     detail: str
     score: float | None = None
+    isolation: str | None = None  # the sandbox's summary, for checks that ran answer code
 
 
 # ------------------------------------------------------------------------------------------------ public
@@ -84,6 +85,7 @@ def run_checks(task: TaskSpec, answer_text: str) -> list[CheckResult]:
 def run_check(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None = None) -> CheckResult:
     start = time.perf_counter()
     status = "fail"
+    executed = isinstance(check, (PythonCheck, ShellCheck))
     try:
         outcome = _evaluate(check, answer, prompt)
         status = "pass" if outcome.passed else "fail"
@@ -93,10 +95,12 @@ def run_check(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None = 
         outcome, status = Outcome(False, f"could not run: {exc}"), "error"
     except Exception as exc:  # a broken check must fail alone, not take the other checks with it
         outcome, status = Outcome(False, f"the check could not run: {type(exc).__name__}: {exc}"), "error"
+    # The isolation is part of the evidence of a check that runs answer code (also when it could not run).
+    isolation = (outcome.isolation or sandbox.isolation().summary) if executed else None
     return CheckResult(
         name=check.name or default_name(check), type=check.type, status=status, critical=check.critical,
         weight=check.weight, detail=_one_line(outcome.detail, DETAIL_CHARS), score=outcome.score,
-        duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        duration_ms=round((time.perf_counter() - start) * 1000, 1), isolation=isolation,
     )
 
 
@@ -172,7 +176,7 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
         error = report.error or "the test code ran no test_* function"
         if "importing the tests failed" in error or "no test_*" in error or "test code" in error:
             raise _CouldNotRun(error + unsandboxed)
-        return Outcome(False, error + unsandboxed, 0.0)
+        return Outcome(False, error + unsandboxed, 0.0, report.isolation)
     passed = sum(o.passed for o in outcomes)
     failures = [o for o in outcomes if not o.passed]
     # Tests cut off by a whole-run error all say so; the error is shown once instead.
@@ -183,7 +187,8 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     parts += [f"{o.name}: {o.message}" for o in shown]
     if len(failures) > len(shown):
         parts.append(f"{len(failures) - len(shown)} more failed")
-    return Outcome(report.error is None and not failures, "; ".join(parts) + unsandboxed, passed / len(outcomes))
+    return Outcome(report.error is None and not failures, "; ".join(parts) + unsandboxed, passed / len(outcomes),
+                   report.isolation)
 
 
 def _found_line(answer: ParsedAnswer, fragment: str) -> str:
@@ -355,14 +360,16 @@ def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
         check.script_path.startswith(d.rstrip("/") + "/") for d in check.writable_dirs) else f"./{SCRIPT}"
     runner = _cron_runner(answer, name, target)
     # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
+    isolations: set[str] = set()
     with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
-        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner), check.scenarios))
+        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner, isolations.add),
+                             check.scenarios))
     failures = [f"{scenario.name}: {why}" for scenario, why in zip(check.scenarios, whys) if why]
     passed = len(check.scenarios) - len(failures)
     detail = f"{passed} of {len(check.scenarios)} scenarios pass"
     if failures:
         detail += "; " + "; ".join(failures[:2]) + (f"; {len(failures) - 2} more failed" if len(failures) > 2 else "")
-    return Outcome(not failures, detail, passed / len(check.scenarios))
+    return Outcome(not failures, detail, passed / len(check.scenarios), "; ".join(sorted(isolations)) or None)
 
 
 def _cron_runner(answer: ParsedAnswer, name: str | None, target: str) -> str:
@@ -381,8 +388,9 @@ def _cron_runner(answer: ParsedAnswer, name: str | None, target: str) -> str:
     return f"bash {target}"
 
 
-def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str) -> str | None:
-    """Why the scenario fails, or None when it passes."""
+def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
+              seen=lambda isolation: None) -> str | None:
+    """Why the scenario fails, or None when it passes; ``seen`` is told the isolation it ran under."""
     target = runner.split()[-1]
     install = "" if target == f"./{SCRIPT}" else \
         f'mkdir -p "$(dirname {target})" && cp ./{SCRIPT} {target} && chmod +x {target} || exit 97'
@@ -394,6 +402,7 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str) -
     before = datetime.now(timezone.utc)
     run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs),
                               env={"TZ": _TZ, **scenario.env})
+    seen(run.isolation)
     after = datetime.now(timezone.utc)
     if run.timed_out:
         return f"timed out after {check.timeout_s:g} s"

@@ -1,5 +1,8 @@
 """Stage 1, config: load benchmark.yaml, expand ${VAR} / ${VAR:-default}, validate into a typed Benchmark.
 
+Expansion applies to every string, check code and stub scripts included: write ``$${NAME}`` for a literal
+``${NAME}`` (a shell variable in a stub, say); ``$$`` not followed by ``{`` stays as it is.
+
 Every problem is reported with its key path (``tasks[2].checks[0].min``) and line, all at once, as one
 ConfigError; nothing is written. The schema below is the reference for every key of benchmark.yaml.
 """
@@ -432,14 +435,17 @@ class Benchmark(Schema):
 
 # ------------------------------------------------------------------------------------------------ loading
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
 def expand(text: str, env: dict[str, str]) -> tuple[str, list[str]]:
-    """Expand ${VAR} and ${VAR:-default}; return the text and the names of unset variables without default."""
+    """Expand ${VAR} and ${VAR:-default}, and turn the escape $${ into a literal ${; return the text and the
+    names of unset variables without default."""
     missing: list[str] = []
 
     def sub(m: re.Match) -> str:
+        if m.group(0) == "$${":
+            return "${"
         name, default = m.group(1), m.group(2)
         value = env.get(name)
         if value is None or (value == "" and default is not None):

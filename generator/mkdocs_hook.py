@@ -38,6 +38,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
             store.close()
     except BenchError as e:
         raise PluginError(str(e)) from None
+    except OSError as e:  # docs_dir or the cache not writable, a file where a folder should be...
+        raise PluginError(f"cannot render {config.docs_dir}: {e}") from None
     log.info(f"bench: rendered {config.docs_dir} from {cache_dir}: {len(changed)} file(s) changed")
     # Themes insert site_name and nav titles into HTML unescaped.
     config.site_name = html_text(bench.title)

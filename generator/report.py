@@ -58,7 +58,12 @@ def _cell(bench: Benchmark, model: ModelSpec, task: TaskSpec, cache: AnswerCache
     answer = cache.answer(key) or portable.answers.get(key)
     if answer is not None:
         return CellResult(task_id=task.id, model_id=model.id, key=key, status="ok", answer=answer)
-    failure = cache.failure(key) or portable.failures.get(key)
+    failure = cache.failure(key)
+    committed = portable.failures.get(key)
+    if failure is None or (committed is not None and (committed.reason, committed.kind) == (failure.reason, failure.kind)):
+        # The same failure again is not news: it keeps the time it was first recorded, so that a run that got
+        # nothing new changes no committed file (the page says "failing since").
+        failure = committed or failure
     if failure is not None:
         return CellResult(task_id=task.id, model_id=model.id, key=key, status="failed", failure=failure)
     return CellResult(task_id=task.id, model_id=model.id, key=key, status="not_run")

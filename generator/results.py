@@ -92,6 +92,10 @@ class TaskEntry(Record):
     objectively_clear: bool = False
     reason: str = ""
     judge: JudgeResult | None = None
+    evidence: str = Field("none", description="The kind of evidence that decided: tests, review, rubric, judge, "
+                          "static or none (the Verdict's).")
+    weak: bool = Field(False, description="Decided by static or lexical checks only: weak evidence.")
+    self_preference: bool = Field(False, description="The judge model is also a contestant of this task.")
     cells: list[CellEntry]
 
 

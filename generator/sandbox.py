@@ -52,7 +52,10 @@ Forgeries that remain possible, by design:
   and patch it (for example the counters of a fake aiohttp, or a fixture function that runs the answer
   and reports how it went). Observations a fixture makes are evidence only as far as the answer left the
   fixture alone: tests should call the answer themselves and measure what they can on their side (results,
-  exceptions, time), using the fixture only to set up fakes.
+  exceptions, time), using the fixture only to set up fakes. benchmark.yaml's async-bug does so
+  (``asyncio.run(answer.fetch_all(urls))`` in the tests; the status read from the message that crosses); what
+  it still takes from its fake aiohttp are counters (sessions created, sessions closed, most requests in
+  flight), which an answer can forge by patching the fixture's ``stats`` or ``STATE``.
 - Module-level values are read on access: the answer decides what they are.
 - A test that accepts any exception (``except Exception: pass``) passes for an answer that always raises;
   the proxies cannot help a test that asks too little.
@@ -215,7 +218,10 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
     - async functions: ``asyncio.run(answer.fetch_all(urls))`` (the coroutine runs with asyncio.run in the
       sandbox; awaits of answer functions run one after another);
     - module-level plain data, read at each access (``fixture.STATE``; ``from fixture import STATE`` is a copy);
-    - exceptions: ``except ValueError``, ``except fixture.ClientError`` (a stand-in class of that name);
+    - exceptions: ``except ValueError``, ``except fixture.ClientError`` (a stand-in class of that name, whose
+      ``__mro__`` names the answer's classes); an exception group's ``exceptions`` cross too; the answer's
+      own ``str(exc)`` and class name are ``exc._answer_message`` and ``exc._answer_type`` (``str(exc)`` of a
+      stand-in is rebuilt from its args);
     - a function of answer or fixture as an argument: ``answer.retry(fixture.flaky, 3)``;
     - ``answer.f.__doc__``, ``answer.f.signature`` (text), ``inspect.iscoroutinefunction(answer.f)``.
     What does not: instances of the answer's classes, generators, callbacks defined in the tests,
@@ -439,8 +445,9 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         command += ["--ro-bind", visible, prefix]
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,
                 "--size", str(tmpfs_bytes), "--tmpfs", "/tmp"]
-    # Sorted, so a directory is mounted before one inside it; /tmp is one already.
-    for directory in sorted({d.rstrip("/") for d in writable_dirs} - {"/tmp"}):
+    # Parents first (fewest components, then by name): a tmpfs mounted on /run after /run/lock would hide it.
+    # /tmp is one already.
+    for directory in sorted({d.rstrip("/") for d in writable_dirs} - {"/tmp"}, key=lambda d: (d.count("/"), d)):
         command += ["--size", str(tmpfs_bytes), "--tmpfs", directory]
     # Last: nothing else on the new root or in /dev may be written (their tmpfs has no size limit).
     command += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]

@@ -199,41 +199,92 @@ def served(site: Path):
     httpd.server_close()
 
 
+def _viewport(browser: Browser, width: int, height: int = 900) -> None:
+    browser.page("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                 mobile=width < 600)
+
+
+# How many characters of the answer's code font fit on one line of its code block.
+CODE_CHARS = """(() => {
+  const code = document.querySelector('.bench-answer pre > code');
+  const probe = document.createElement('span');
+  probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre';
+  probe.textContent = 'x'.repeat(100);
+  code.appendChild(probe);
+  const char = probe.getBoundingClientRect().width / 100;
+  probe.remove();
+  const style = getComputedStyle(code);
+  return (code.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)) / char;
+})()"""
+WINNER_IN_VIEW = """(() => {
+  const th = [...document.querySelectorAll('th')].find(h => h.innerText.trim() === 'Winner');
+  const r = th.getBoundingClientRect();
+  return {left: r.left, right: r.right, width: window.innerWidth,
+          pageScrolls: document.documentElement.scrollWidth > window.innerWidth};
+})()"""
+SHOWN = "[...document.querySelectorAll('.bench-answer')].map(s => s.offsetParent !== null)"
+
+
 def test_the_site_in_a_browser(chromium, served, tmp_path):
     browser = Browser(chromium, tmp_path / "profile")
     try:
-        browser.open(f"{served}/big-brain-benchmark/")
-        headers = browser.js("[...document.querySelectorAll('table')].map(t => t.tHead.innerText.trim())")
-        assert any(h.split("\t") == ["Task", "Big Brain", "Local", "Winner"] for h in headers), headers
-        rows = browser.js("[...document.querySelectorAll('table')[1].tBodies[0].rows].map(r => r.innerText)")
-        assert len(rows) == 2 and rows[0].startswith("Hostile answer")
-        assert browser.js("document.querySelector('img[src$=\"latency.svg\"]').naturalWidth") > 0
-        browser.screenshot(ARTIFACTS / "summary.png", full_page=True)
+        for width in (1400, 412):
+            _viewport(browser, width)
+            browser.open(f"{served}/big-brain-benchmark/")
+            headers = browser.js("[...document.querySelectorAll('table')].map(t => t.tHead && t.tHead.innerText.trim())")
+            assert any(h and h.split("\t") == ["Task", "Big Brain", "Local", "Winner"] for h in headers), headers
+            winner = browser.js(WINNER_IN_VIEW)
+            assert 0 <= winner["left"] and winner["right"] <= winner["width"], (width, winner)
+            assert not winner["pageScrolls"], width
+            assert browser.js("document.querySelector('img[src$=\"latency.svg\"]').naturalWidth") > 0
+            assert browser.js("document.querySelector('img[src$=\"checks.svg\"]').naturalWidth") > 0
+            assert browser.js("document.querySelectorAll('.bench-card').length") == 2
+            browser.screenshot(ARTIFACTS / f"summary-{width}.png", full_page=True)
 
+        # 1400 px: the two answers side by side, each code column at least 80 characters wide.
+        _viewport(browser, 1400)
         browser.open(f"{served}/tasks/hostile/")
-        visible = ("[...document.querySelectorAll('.tabbed-block')].map(b => getComputedStyle(b).display !== 'none')")
-        assert browser.js(visible) == [True, False]
-        first = browser.js("document.querySelectorAll('.tabbed-block')[0].innerText")
-        assert "window.__pwned=1;document.title='pwned'" in first and HOSTILE["fence"].split("\n")[2] in first
-        browser.js("document.querySelector('.tabbed-set').scrollIntoView()")
-        browser.screenshot(ARTIFACTS / "task-first-tab.png")
-        browser.click(".tabbed-labels label:nth-child(2)")
-        assert browser.js(visible) == [False, True]
-        assert "The local model's answer." in browser.js("document.querySelectorAll('.tabbed-block')[1].innerText")
-        browser.js("document.querySelector('.tabbed-set').scrollIntoView()")
-        browser.screenshot(ARTIFACTS / "task-second-tab.png")
+        assert browser.js(SHOWN) == [True, True]
+        boxes = browser.js("[...document.querySelectorAll('.bench-answer')].map(s => {"
+                           " const r = s.getBoundingClientRect(); return [r.left, r.top, r.right]; })")
+        assert boxes[0][1] == boxes[1][1] and boxes[0][2] <= boxes[1][0], boxes
+        assert browser.js(CODE_CHARS) >= 80
+        first = browser.js("document.querySelector('.bench-answer .bench-rendered').innerText")
+        assert "window.__pwned=1;document.title='pwned'" in first and "<script>" in first
+        browser.js("document.querySelector('.bench-answers').scrollIntoView()")
+        browser.screenshot(ARTIFACTS / "task-1400.png")
+        # The switch to the exact raw text.
+        assert not browser.js("document.querySelector('.bench-raw').offsetParent")
+        browser.click(".bench-raw-label")
+        assert browser.js("document.querySelector('.bench-raw').offsetParent !== null")
+        raw = browser.js("document.querySelector('.bench-raw code').textContent")
+        assert raw.startswith(TRAP) and HOSTILE["fence"] in raw
+        assert browser.js("typeof window.__pwned") == "undefined" and "pwned" not in browser.js("document.title")
+
+        # 412 px: one tab per model.
+        _viewport(browser, 412)
+        browser.open(f"{served}/tasks/hostile/")
+        assert browser.js(SHOWN) == [True, False]
+        browser.click(".bench-tab-label:nth-of-type(2)")
+        assert browser.js(SHOWN) == [False, True]
+        assert "The local model's answer." in browser.js("document.querySelectorAll('.bench-answer')[1].innerText")
+        browser.js("document.querySelector('.bench-answers').scrollIntoView()")
+        browser.screenshot(ARTIFACTS / "task-412.png")
+        assert not browser.js("document.documentElement.scrollWidth > window.innerWidth")
 
         assert browser.js("typeof window.__pwned") == "undefined"
         assert "pwned" not in browser.js("document.title")
 
         # The search index holds the answers too; showing them as results must not run them either.
+        _viewport(browser, 1400)
+        browser.open(f"{served}/tasks/hostile/")
         browser.click("label.md-search__icon, .md-search__input")
         browser.page("Input.insertText", text="onerror")
         results = "document.querySelectorAll('.md-search-result__item').length"
         assert browser.wait_for(f"{results} > 0"), "search found nothing"
         assert "onerror" in browser.js("document.querySelector('.md-search-result').innerText")
         browser.screenshot(ARTIFACTS / "search.png")
-        assert browser.js("document.querySelectorAll('iframe, .tabbed-block script, .tabbed-block img').length") == 0
+        assert browser.js("document.querySelectorAll('iframe, .bench-answer script, .bench-answer img').length") == 0
         assert browser.js("typeof window.__pwned") == "undefined" and "pwned" not in browser.js("document.title")
     finally:
         browser.close()

@@ -15,6 +15,7 @@ from generator.checks import default_name, prose_words, run_checks
 from generator.parse import parse_answer
 from generator.program import python_program
 from generator.config import Check, RegexCheck, TaskSpec
+from generator.sandbox import isolation
 
 HERE = Path(__file__).parent
 TASKS = yaml.safe_load((HERE.parent / "benchmark.yaml").read_text(encoding="utf-8"))["tasks"]
@@ -340,6 +341,7 @@ def test_shell_check_runs_scenarios_with_stub_commands():
     """)
     result = check(good, **shell_spec())
     assert (result.status, result.detail, result.score) == ("pass", "2 of 2 scenarios pass", 1.0)
+    assert result.isolation == isolation().summary
     sloppy = fenced("bash", "for id in $(podctl list); do podctl stop $id; done\necho \"$(date) done\" >>/var/log/x.log")
     result = check(sloppy, **shell_spec())
     assert result.status == "fail" and result.score == 0.0
@@ -347,6 +349,13 @@ def test_shell_check_runs_scenarios_with_stub_commands():
                              "listing fails: exit status 0, expected non-zero")
     result = check("Just run podctl by hand.", **shell_spec())
     assert (result.status, result.detail) == ("fail", "no shell script (```bash, ```sh or ```shell) in the answer")
+
+
+def test_executed_checks_carry_the_isolation_they_ran_under_and_static_checks_none():
+    answer = fenced("python", "def add(a, b):\n    return a + b")
+    executed = check(answer, type="python", code="import answer\n\ndef test_add():\n    assert answer.add(1, 2) == 3\n")
+    assert (executed.status, executed.isolation) == ("pass", isolation().summary)
+    assert check(answer, type="contains", value="def add").isolation is None
 
 
 # ---------------------------------------------------------------------------------------- robustness

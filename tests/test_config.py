@@ -102,6 +102,19 @@ def test_env_vars_expand_with_and_without_default():
     assert config.parse(text, "b.yaml", {"WHO": "x", "GPU_HOST": "http://set:2"}).models[0].host == "http://set:2"
 
 
+
+def test_a_doubled_dollar_keeps_a_literal_brace_variable_in_check_code_and_stubs():
+    stub = 'echo "$${1:-none} $${NAME} ${WHO}" >> calls.log; echo $$ $${#ids[@]}'
+    text = _replace("      - {type: word_count, min: 1, max: 10}",
+                    "      - {type: word_count, min: 1, max: 10}\n"
+                    "      - {type: python, code: \"import os\\nX = '$${HOME}'\\ndef test_x(): pass\\n\"}\n"
+                    f"      - {{type: shell, stubs: {{podctl: '{stub}'}}, scenarios: [{{name: n}}]}}")
+    bench = config.parse(text, "b.yaml", {"WHO": "me", "NAME": "never used", "HOME": "/root"})
+    python, shell = bench.tasks[0].checks[1:]
+    assert python.code == "import os\nX = '${HOME}'\ndef test_x(): pass\n"
+    assert shell.stubs["podctl"] == 'echo "${1:-none} ${NAME} me" >> calls.log; echo $$ ${#ids[@]}'
+    assert config.expand("$${UNSET}", {}) == ("${UNSET}", [])
+
 def test_empty_bearer_token_sends_no_header_and_tokens_are_known_secrets():
     text = _replace('host: "http://gpu:11434"}', 'host: "http://gpu:11434", headers: {Authorization: "Bearer ${TOK:-}"}}')
     assert config.parse(text, "b.yaml", {}).models[0].headers == {}

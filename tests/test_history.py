@@ -52,3 +52,18 @@ def test_comparison_and_latency_tables_as_csv(server, isolated):
     assert all(float(v) > 0 for r in latency[1:] for v in r[1:])
     summary = (isolated / "docs" / "big-brain-benchmark.md").read_text()
     assert "(comparison.csv)" in summary and "(latency.csv)" in summary
+
+
+def test_an_answer_with_no_earlier_answer_is_new_not_changed(server, isolated):
+    local = server.models["gemma3:4b"]
+    local.fault, local.fault_status, local.fault_body = "status", 500, '{"error":"down"}'
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, extra={"defaults": {"retries": 0}})
+    assert bench_cli("run", "--config", str(bench)) == 0  # big-brain answers, local fails
+    local.fault = None
+    assert bench_cli("run", "--config", str(bench)) == 0  # local answers now
+    assert bench_cli("render", "--config", str(bench)) == 0
+    page = (isolated / "docs" / "history.md").read_text().replace("\\", "")
+    rows = [line for line in page.splitlines() if line.startswith("| task-")]
+    local_rows = [r for r in rows if " | local | " in r]
+    assert len(local_rows) == 4 and all("| new (no earlier answer) |" in r for r in local_rows), local_rows
+    assert not any("| changed |" in r for r in rows)

@@ -272,6 +272,52 @@ def test_a_star_import_cannot_replace_the_tests():
     assert [(o.name, o.passed) for o in report.outcomes] == [("test_adds", False), ("test_adds_again", False)]
 
 
+
+def test_patching_the_async_fixture_no_longer_forges_async_bug():
+    # The fake aiohttp lives beside the answer, which can replace its functions. This answer is the prompt's
+    # bug (sequential, a session per URL, no status check) and makes the fixture report perfect outcomes and
+    # counters. The real tests call fetch_all and judge results, exceptions and time themselves, so it fails
+    # there; only the counters (sessions, closed) can still be forged, as sandbox.py documents.
+    import yaml
+
+    task = next(t for t in yaml.safe_load(Path(__file__).parents[1].joinpath("benchmark.yaml").read_text(
+        encoding="utf-8"))["tasks"] if t["id"] == "async-bug")
+    (check,) = [c for c in task["checks"] if c["type"] == "python"]
+    answer = textwrap.dedent("""
+        import aiohttp
+        import fixture
+
+
+        async def fetch_all(urls):
+            results = []
+            for url in urls:
+                session = aiohttp.ClientSession()
+                resp = await session.get(url)
+                results.append(await resp.json())
+            return results
+
+
+        def run(urls):
+            routes = fixture.STATE["routes"]
+            for url in urls:
+                if routes[url]["status"] >= 400:
+                    status = routes[url]["status"]
+                    return {"error": "ClientResponseError", "status": status, "message": "", "elapsed": 0.0}
+            return {"error": None, "result": [routes[u]["payload"] for u in urls], "status": None, "message": "",
+                    "elapsed": 0.0}
+
+
+        def stats():
+            return {"sessions": 1, "closed": 1, "most_active": 6, "requests": 0}
+
+
+        fixture.run, fixture.stats = run, stats
+        """)
+    report = run_python_tests(answer, check["code"], Limits(wall_s=20, cpu_s=10), setup_code=check["setup"])
+    failed = {o.name for o in report.outcomes if not o.passed}
+    assert {"test_requests_run_concurrently", "test_http_error_status_raises"} <= failed, report
+
+
 # ------------------------------------------------------------------------------------------------ escapes
 
 

@@ -33,6 +33,11 @@ def run_and_render(bench: Path, docs: Path | str = "docs") -> None:
     assert bench_cli("render", "--config", str(bench), "--docs-dir", str(docs)) == 0
 
 
+def column(task: str, label: str) -> str:
+    """One model's answer column of a task page (the HTML block of the Answers section)."""
+    return task.split(f'<section class="bench-answer" aria-label="{label}">')[1].split("</section>")[0]
+
+
 def snapshot(docs: Path) -> dict[str, bytes]:
     return {p.relative_to(docs).as_posix(): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
 
@@ -50,15 +55,15 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     server.models["gemma3:27b"].answer = answers
     bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
     run_and_render(bench)
-    assert "rendered docs: 11 file(s) changed" in capsys.readouterr().out
+    assert "rendered docs: 12 file(s) changed" in capsys.readouterr().out
     docs = isolated / "docs"
     assert set(snapshot(docs)) >= {"about.md", "assets/bench.css", "assets/latency.svg", "big-brain-benchmark.md",
                                       "index.md", "results.json", "tasks/poem.md", "tasks/sum.md", "history.md",
                                       "comparison.csv", "latency.csv"}
     summary = (docs / "big-brain-benchmark.md").read_text()
-    assert summary.startswith("# Test bench\n")
-    row = (f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | context 4096; "
-           f"3\\.3 GB, all in GPU memory | bbbbbbbbbbbb |")
+    assert summary.startswith("---\nhide:\n  - navigation\n---\n# Test bench\n")
+    row = (f"| Big Brain | ok | gemma3:27b | {inline(server.url)} | test GPU | 27\\.4B, Q4\\_K\\_M | ")
+    assert row in summary and "| 0\\.12\\.3 | bbbbbbbbbbbb |" in summary
     assert row in summary
     assert "| Task | Big Brain | Local | Winner |" in summary
     assert ("| [Sum two numbers](tasks/sum.md) | [2/2 checks · " in summary
@@ -70,11 +75,16 @@ def test_render_writes_summary_task_pages_and_results(server, isolated, capsys):
     assert "temperature 0\\.3, seed 42, num\\_predict 256" in summary
 
     task = (docs / "tasks" / "sum.md").read_text()
-    assert '=== "Big Brain"\n' in task and '=== "Local"\n' in task
-    assert "\n    ``` text\n    def add(a, b):\n        return a + b\n\n    ```\n" in task
+    big = column(task, "Big Brain")
+    assert "Local" in column(task, "Local")
+    # Rendered as the model meant it, and the exact raw text behind the toggle.
+    assert '<div class="bench-raw"><pre><code>def add(a, b):\n    return a + b\n</code></pre></div>' in big
+    assert '<input type="checkbox" class="bench-raw-toggle"' in big
     assert '!!! success "Winner: Big Brain \\(objectively clear\\)"' in task
-    assert "| contains &quot;def add&quot; | pass |  | &quot;def add&quot; found on line 1 |" in task
-    assert "| python tests | FAIL | critical | 0 of 1 tests pass; test\\_add: assertion failed: " in task
+    assert "| python tests | executed | critical | 1 | pass | FAIL |" in task
+    assert "| contains &quot;def add&quot; | weak |  | 1 | pass | pass |" in task
+    assert "    | Big Brain | pass | " in task
+    assert "    | Local | FAIL | 0 of 1 tests pass; test\\_add: assertion failed: " in task
 
     svg = (docs / "assets" / "latency.svg").read_text()
     assert svg.startswith("<?xml") and "<dc:date>" not in svg and "Sum two numbers" in svg
@@ -135,12 +145,12 @@ def test_no_server_shows_both_models_unavailable_and_no_winner(isolated):
     docs = isolated / "docs"
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert summary.count("| UNAVAILABLE: connection refused by http://127\\.0\\.0\\.1:") == 2
-    assert ("| [UNAVAILABLE](tasks/sum.md) | [UNAVAILABLE](tasks/sum.md) | N/A: Big Brain and Local did not answer "
-            "\\(connection refused by http://127\\.0\\.0\\.1:") in summary
+    assert ("| [UNAVAILABLE](tasks/sum.md) | [UNAVAILABLE](tasks/sum.md) | N/A: Big Brain and Local did not "
+            "answer |") in summary
     assert "**Big Brain** was UNAVAILABLE: connection refused" in summary
     task = (docs / "tasks" / "sum.md").read_text()
     assert '!!! warning "N/A: not every model answered"' in task
-    assert task.count('!!! failure "UNAVAILABLE"\n        connection refused by http://127\\.0\\.0\\.1:') == 2
+    assert task.count('<p class="admonition-title">UNAVAILABLE</p><p>connection refused by http://127.0.0.1:') == 2
     data = json.loads((docs / "results.json").read_text())
     assert [m["status"] for m in data["models"]] == ["unavailable", "unavailable"]
     assert all(t["winner"] is None and t["reason"].startswith("N/A: ") for t in data["tasks"])
@@ -153,8 +163,8 @@ def test_never_run_cells_say_not_run_yet(isolated):
     bench = write_bench(isolated / "benchmark.yaml", big_host="http://127.0.0.1:9", tasks=TASKS)
     assert bench_cli("render", "--config", str(bench)) == 0
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    assert task.count('!!! info "Not run yet"') == 2
-    assert "not run yet: run &#39;make bench&#39;" in task
+    assert task.count('<p class="admonition-title">Not run yet</p>') == 2
+    assert "not run yet: run &#x27;make bench&#x27;" in task
     assert "**Run date:** not run yet" in (isolated / "docs" / "big-brain-benchmark.md").read_text()
 
 
@@ -166,12 +176,14 @@ def test_hidden_hosts_appear_nowhere_in_docs(server, isolated):
     docs = isolated / "docs"
     summary = (docs / "big-brain-benchmark.md").read_text()
     assert "| Big Brain | ok | gemma3:27b | redacted | test GPU |" in summary
+    assert "| Local | UNAVAILABLE: connection refused by redacted" in summary
     assert "UNAVAILABLE: connection refused by redacted" in summary
     for name, data in snapshot(docs).items():
         text = data.decode()
         for host in (server.url, dead, "127.0.0.1", dead.rsplit(":", 1)[1]):
             assert host not in text and inline(host) not in text, f"{host} in docs/{name}"
-    assert [m["host"] for m in json.loads((docs / "results.json").read_text())["models"]] == ["redacted"] * 2
+    hosts = [m["host"] for m in json.loads((docs / "results.json").read_text())["models"]]
+    assert hosts == ["redacted", "not recorded: no answer yet"]  # local never answered: no host on record
 
 
 def test_cut_and_empty_answers_are_flagged(server, isolated):
@@ -181,11 +193,11 @@ def test_cut_and_empty_answers_are_flagged(server, isolated):
     run_and_render(bench)
     docs = isolated / "docs"
     task = (docs / "tasks" / "poem.md").read_text()
-    local = task.split('=== "Local"')[1]
-    assert '    !!! warning "Cut: the answer hit the token limit"\n' in local
-    assert "done\\_reason is &#39;length&#39;" in local and "\\(num\\_predict 256\\)" in local
-    big = task.split('=== "Big Brain"')[1].split('=== "Local"')[0]
-    assert '    !!! warning "Empty: the model returned no text"\n' in big and "*(no text)*" in big
+    local = column(task, "Local")
+    assert '<p class="admonition-title">Cut: the answer hit the token limit</p>' in local
+    assert "done_reason is &#x27;length&#x27;" in local and "(num_predict 256)" in local
+    big = column(task, "Big Brain")
+    assert '<p class="admonition-title">Empty: the model returned no text</p>' in big and "(no text)" in big
     summary = (docs / "big-brain-benchmark.md").read_text()
     cut = inline("cut at the token limit (done_reason 'length')")
     assert (f"Answers {cut}: "
@@ -202,10 +214,9 @@ def test_thinking_is_shown_in_a_collapsed_block(server, isolated):
     bench.write_text(yaml.safe_dump(data))
     run_and_render(bench)
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    local = task.split('=== "Local"')[1]
-    assert ('    ??? note "Thinking"\n\n'
-            '        ``` text\n        First, <b>consider</b> the caches.\n        ```\n') in local
-    assert "Thinking" not in task.split('=== "Local"')[0]
+    assert ("<details class=\"note\"><summary>Thinking (shown, never graded)</summary>"
+            "<pre><code>First, &lt;b&gt;consider&lt;/b&gt; the caches.</code></pre></details>") in column(task, "Local")
+    assert "Thinking" not in column(task, "Big Brain")
 
 
 def test_reviews_are_shown_and_a_review_of_an_older_answer_is_stale(server, isolated):
@@ -220,9 +231,9 @@ def test_reviews_are_shown_and_a_review_of_an_older_answer_is_stale(server, isol
     ]))
     run_and_render(bench)
     task = (isolated / "docs" / "tasks" / "poem.md").read_text()
-    assert "    **Human review:** 4/5, good \\| &lt;i&gt;fine&lt;/i&gt; \\(by ana, 2026\\-01\\-30\\)\n" in task
-    assert "    - too short\n" in task
-    assert '    !!! warning "Stale review: the answer changed since it was reviewed; not applied"' in task
+    assert "**Big Brain:** 4/5, good \\| &lt;i&gt;fine&lt;/i&gt; \\(by ana, 2026\\-01\\-30\\)\n" in task
+    assert "\n- too short\n" in task
+    assert '!!! warning "Stale review of Local: the answer changed since it was reviewed; not applied"' in task
     summary = (isolated / "docs" / "big-brain-benchmark.md").read_text()
     assert "Stale reviews (the answer changed since it was reviewed; not applied): Local on" in summary
 
@@ -324,3 +335,92 @@ def test_nav_lists_tasks_up_to_a_limit_and_keeps_the_build_linear(isolated):
     assert small[2] == {"Tasks": [{"T0 ‹b›": "tasks/t0.md"}, {"T1 ‹b›": "tasks/t1.md"}]}
     large = nav(bench_with(NAV_TASKS_MAX + 1), isolated)
     assert all("Tasks" not in entry for entry in large if isinstance(entry, dict))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("site_helpers").HOSTILE))
+def test_a_hostile_answer_rendered_as_markdown_stays_inert(name):
+    """The rendered view: sanitized HTML with no tag, handler or URL of the answer's own, and no fence or
+    whitespace that Python-Markdown would act on before it sets the block aside."""
+    import re
+
+    from site_helpers import HOSTILE
+
+    from generator.render.answers import raw, rendered
+
+    for html in (rendered(HOSTILE[name]), raw(HOSTILE[name])):
+        assert not re.search(r"<(script|iframe|svg|img|style|input|form|object|embed)\b", html, re.I), html
+        tags = "".join(re.findall(r"<[^>]*>", html))
+        assert not re.search(r"\son\w+\s*=", tags, re.I) and "javascript:" not in tags.lower(), tags
+        assert "`" not in html and "~" not in html and "\t" not in html
+        assert not re.search(r"^[ ]+$", html, re.M) and "\x02" not in html and "\x03" not in html
+
+
+def test_a_render_with_nothing_changed_makes_no_page_and_a_touched_docs_file_is_restored(server, isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    before = snapshot(docs)
+    assert render_again(bench, docs) == []
+    (docs / "tasks" / "sum.md").write_text("edited by hand")
+    (docs / "index.md").unlink()
+    assert sorted(p.name for p in render_again(bench, docs)) == ["index.md", "sum.md"]
+    assert snapshot(docs) == before
+    # A template change is an input too.
+    shutil.copytree(Path(__file__).resolve().parent.parent / "site_src", isolated / "site_src")
+    template = isolated / "site_src" / "templates" / "index.md.j2"
+    template.write_text(template.read_text() + "\nA new line.\n")
+    assert [p.name for p in render_again(bench, docs)] == ["index.md"]
+
+
+def test_check_status_evidence_and_decided_by_read_newer_records_defensively():
+    from types import SimpleNamespace as NS
+
+    from generator.render.formats import check_status, decided_by, evidence_of
+
+    assert check_status(NS(passed=False, status="error")) == "error"
+    assert check_status(NS(passed=True)) == "pass" and check_status(NS(passed=False)) == "FAIL"
+    assert [evidence_of(t) for t in ("python", "shell", "rubric", "calls", "regex")] == [
+        "executed", "executed", "model-graded", "weak", "weak"]
+    assert decided_by(NS(winner="a", decided_by="checks", evidence="static")) == \
+        "static or lexical checks (weak evidence)"
+    assert decided_by(NS(winner="a", decided_by="checks")) == "objective checks"
+    assert decided_by(NS(winner=None, decided_by="none")) == "nothing: not every model answered"
+
+
+def test_the_isolation_of_executed_checks_is_part_of_the_evidence(server, isolated):
+    from generator.sandbox import isolation
+
+    server.models["gemma3:4b"].answer = server.models["gemma3:27b"].answer = answers
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=TASKS)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    summary = isolation().summary
+    checks = json.loads((docs / "results.json").read_text())["tasks"][0]["cells"][0]["checks"]
+    assert [(c["type"], c["isolation"]) for c in checks] == [("python", summary), ("contains", None)]
+    task = (docs / "tasks" / "sum.md").read_text()
+    assert task.count(str(inline(summary))) == 1
+    assert f"Executed checks (python, shell) ran the answers' code under: {inline(summary)}." in task
+    assert "ran the answers' code under" not in (docs / "tasks" / "poem.md").read_text()
+    method = (docs / "big-brain-benchmark.md").read_text().split("## Method", 1)[1]
+    assert f"**Executed tests** (python and shell checks) ran the answers' code under: {inline(summary)}." in method
+
+
+def test_results_json_keeps_the_whole_verdict_and_counts_only_checks_that_ran(server, isolated):
+    from generator.records import Verdict
+
+    server.models["gemma3:4b"].answer = lambda p: "def add(a, b):\n    pass\n" if "add" in p else "Caches."
+    server.models["gemma3:27b"].answer = answers
+    tasks = [{**TASKS[0], "checks": [*TASKS[0]["checks"], {"type": "rubric", "must": ["adds"]}]}]
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=tasks)
+    run_and_render(bench)
+    docs = isolated / "docs"
+    entry = json.loads((docs / "results.json").read_text())["tasks"][0]
+    verdict_fields = set(Verdict.model_fields) - {"task_id"}
+    assert verdict_fields <= set(entry), verdict_fields - set(entry)
+    assert (entry["evidence"], entry["weak"], entry["self_preference"]) == ("tests", False, False)
+    # The rubric has no judge model: it could not run, and is not counted as a failed check.
+    assert [c["status"] for c in entry["cells"][0]["checks"]] == ["pass", "pass", "error"]
+    summary = (docs / "big-brain-benchmark.md").read_text()
+    assert "| [Sum two numbers](tasks/sum.md) | [2/2 checks, 1 could not run · " in summary
+    assert "| [1/2 checks, 1 could not run · " in summary
+    assert "| Big Brain | answered | 2/2 checks, 1 could not run \\(score 100%\\) |" in (docs / "tasks" / "sum.md").read_text()

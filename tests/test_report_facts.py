@@ -51,6 +51,14 @@ def test_host_and_hardware_come_from_the_answers_not_from_todays_config(server, 
     assert "elsewhere" not in summary and "a laptop" not in summary
 
 
+def test_a_render_with_a_pod_url_in_the_environment_writes_no_host_into_the_record_when_nothing_answered(isolated):
+    bench = write_bench(isolated / "benchmark.yaml", big_host="http://pod-1234.example:11434", tasks=TWO)
+    assert bench_cli("render", "--config", str(bench)) == 0
+    record = (isolated / "docs" / "results.json").read_text()
+    assert "pod-1234" not in record
+    assert "http://pod\\-1234\\.example:11434 *(configured)*" in _summary(isolated / "docs")
+
+
 def test_with_nothing_answered_the_summary_does_not_claim_every_task_was_asked(isolated):
     bench = write_bench(isolated / "benchmark.yaml", big_host=f"http://127.0.0.1:{free_port()}", tasks=TWO)
     assert bench_cli("render", "--config", str(bench)) == 0
@@ -69,7 +77,7 @@ def test_a_model_that_is_down_is_one_line_not_one_per_cell(isolated, capsys):
     assert "judge:" not in err
 
 
-@pytest.mark.parametrize("name", ["validate", "run", "render", "status", "schema", "cache"])
+@pytest.mark.parametrize("name", sorted(build_parser()._subparsers._group_actions[0].choices))
 def test_every_command_has_a_description_in_its_help(name, capsys):
     with pytest.raises(SystemExit):
         bench_cli(name, "--help")
@@ -105,3 +113,15 @@ def test_a_template_error_names_the_page(isolated, capsys):
     assert bench_cli("render", "--config", str(bench)) == 1
     err = capsys.readouterr().err
     assert "Error: cannot render tasks/a.md: site_src/templates/task.md.j2" in err and "Traceback" not in err
+
+
+def test_failures_that_repeat_with_one_reason_are_told_once_then_counted(server, isolated, capsys):
+    local = server.models["gemma3:4b"]
+    local.fault, local.fault_status, local.fault_body = "status", 500, '{"error":"boom"}'
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, extra={"defaults": {"retries": 0}})
+    assert bench_cli("run", "--config", str(bench)) == 0
+    err = capsys.readouterr().err
+    local_lines = [line for line in err.splitlines() if "local" in line]
+    assert len(local_lines) == 2, err
+    assert local_lines[0].startswith("failed task-") and local_lines[0].endswith(f"HTTP 500 from {server.url}: boom")
+    assert local_lines[1] == "note local: 3 more cell(s) failed the same way"

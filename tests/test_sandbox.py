@@ -544,6 +544,17 @@ def test_a_program_runs_with_stub_commands_and_writable_directories():
     assert run.isolation == isolation().summary
 
 
+
+def test_nested_writable_directories_are_mounted_parents_first():
+    # Given child first: a tmpfs on /run mounted after /run/lock would hide /run/lock.
+    run = run_program({"job.sh": "echo lock > /run/lock/job.lock; echo pid > /run/job.pid\n"}, ["sh", "job.sh"],
+                      writable_dirs=("/run/lock", "/run"))
+    assert (run.exit_code, run.error) == (0, None), run
+    assert {k: v for k, v in run.files.items() if k.startswith("/")} == {"/run/lock/job.lock": "lock\n", "/run/job.pid": "pid\n"}
+    command = sandbox._bwrap_command(isolation(), ["true"], 1 << 20, ("/run/lock/x", "/run/lock", "/run"), None)
+    mounted = [command[i + 1] for i, arg in enumerate(command) if arg == "--tmpfs"]
+    assert mounted == ["/work", "/tmp", "/run", "/run/lock", "/run/lock/x"]
+
 def test_a_program_is_stopped_at_the_wall_clock_with_everything_it_started():
     start = time.monotonic()
     run = run_program({"slow.sh": "(sleep 100 &) ; echo started > state.txt; sleep 100\n"}, ["bash", "slow.sh"],

@@ -64,9 +64,9 @@ def test_an_answer_says_when_another_call_ran_on_its_machine(server, isolated):
     assert all(store.answer(k).machine_busy for k in keys)
     store.close()
     bench_cli("render", "--config", str(bench))
-    assert ('!!! warning "Shared machine: another call ran beside this one"\n        Another call ran on the same '
-            'machine while this answer was generated, so its latency and tokens/s may be slower than the model '
-            'alone would give') in (isolated / "docs" / "tasks" / "task-2.md").read_text()
+    assert ('<p class="admonition-title">Shared machine: another call ran beside this one</p><p>Another call ran on '
+            'the same machine while this answer was generated, so its latency and tokens/s may be slower than the '
+            'model alone would give.</p>') in (isolated / "docs" / "tasks" / "task-2.md").read_text()
     bench_cli("run", "--config", str(bench), "--refresh", "--only", "task-1")  # one call per model: alone
     store = cache_mod.AnswerCache.open(isolated / "cache")
     assert [store.answer(k).machine_busy for k in keys if store.answer(k).task_id == "task-1"] == [False, False]

@@ -8,9 +8,10 @@ import shutil
 import pytest
 import yaml
 from conftest import bench_cli, write_bench
-from site_helpers import HOSTILE, Page, expected_code, hostile_answer, mkdocs_build, project
+from site_helpers import HOSTILE, Page, hostile_answer, mkdocs_build, project
 
 from generator.records import sha256
+from generator.render import visible
 
 HOSTILE_TASKS = [{"id": f"case-{name}", "title": f"Case {name}", "prompt": f"Case {name}"} for name in HOSTILE] + [
     {"id": "everything", "title": "Everything at once", "prompt": "All cases together.",
@@ -78,14 +79,32 @@ def test_the_build_is_strict_clean_and_rerenders_nothing(built):
 
 
 def test_every_answer_is_shown_exactly(built):
+    """The raw view of each answer (and of the thinking) is its exact text, control characters made visible."""
     tmp, _ = built
     for name, answer in HOSTILE.items():
         page = Page((tmp / "site" / "tasks" / f"case-{name}" / "index.html").read_text())
-        assert expected_code(answer) in page.codes, name
+        assert visible(answer) in page.codes, name
     everything = Page((tmp / "site" / "tasks" / "everything" / "index.html").read_text())
-    assert expected_code("\n".join(HOSTILE.values())) in everything.codes
-    assert expected_code(THINKING) in everything.codes
-    assert expected_code("A harmless answer to: All cases together.") in everything.codes
+    assert visible("\n".join(HOSTILE.values())) in everything.codes
+    assert visible(THINKING) in everything.codes
+    assert "A harmless answer to: All cases together." in everything.codes
+
+
+def test_the_rendered_view_is_markdown_made_inert(built):
+    """Rendered as the model meant it: Markdown formatting yes; tags, handlers, javascript: links and fences no."""
+    tmp, _ = built
+    for name in HOSTILE:
+        html = (tmp / "site" / "tasks" / f"case-{name}" / "index.html").read_text()
+        rendered = html.split('<div class="bench-rendered">')[1].split('<div class="bench-raw">')[0]
+        page = Page(rendered)
+        assert {tag for tag, _ in page.tags} <= {"p", "pre", "code", "a", "em", "strong", "h4", "h5", "h6", "span",
+                                                  "br", "ul", "ol", "li", "blockquote", "hr", "div", "table",
+                                                  "thead", "tbody", "tr", "th", "td", "del", "s"}, name
+        for tag, attrs in page.tags:
+            assert set(attrs) <= {"href", "rel", "class", "title", "align", "start"}, (name, tag, attrs)
+            assert not (attrs.get("href") or "").lower().startswith("javascript"), (name, attrs)
+    script = (tmp / "site" / "tasks" / "case-script" / "index.html").read_text()
+    assert "<p>&lt;script&gt;window.__pwned=1; document.title='pwned'&lt;/script&gt;</p>" in script
 
 
 def test_no_answer_makes_a_live_tag_or_attribute(built):
@@ -103,7 +122,7 @@ def test_no_answer_makes_a_live_tag_or_attribute(built):
         assert [a["src"].rsplit("/", 1)[-1].split(".")[0] for a in scripts if a.get("src")] == ["bundle"], name
         assert "pwned" not in "".join(page.texts.get("script", [])), name
         for attrs in page.all("img"):
-            assert attrs.get("src", "").endswith("assets/latency.svg"), (name, attrs)
+            assert attrs.get("src", "").endswith(("assets/latency.svg", "assets/checks.svg")), (name, attrs)
         assert not any("danger" in (a.get("class") or "") for a in page.all("div")), name
         labels = page.texts.get("label", [])
         assert not any("fake tab" in t for t in labels), name
@@ -115,17 +134,18 @@ def test_no_file_is_included_and_no_template_is_evaluated(built):
         assert "root:x:0:0" not in html, name
         assert "markdown_extensions" not in html and "custom_dir" not in html, name
     page = Page((tmp / "site" / "tasks" / "case-jinja" / "index.html").read_text())
-    assert expected_code(HOSTILE["jinja"]) in page.codes
+    assert visible(HOSTILE["jinja"]) in page.codes
     assert not any("Test bench" in code or "Bench &" in code for code in page.codes)
 
 
-def test_each_answer_is_in_its_own_tab(built):
+def test_each_answer_is_in_its_own_column_or_tab(built):
     tmp, _ = built
     page = Page((tmp / "site" / "tasks" / "case-tabs" / "index.html").read_text())
-    assert [a.get("for") for a in page.all("label") if (a.get("for") or "").startswith("__tabbed")] == [
-        "__tabbed_1_1", "__tabbed_1_2"]
-    assert [a["id"] for a in page.all("input") if a.get("name") == "__tabbed_1"] == ["__tabbed_1_1", "__tabbed_1_2"]
-    assert not any(a.get("name", "").startswith("__tabbed_2") for a in page.all("input"))
+    assert [a["id"] for a in page.all("input") if a.get("name") == "answers-case-tabs"] == [
+        "tab-case-tabs-0", "tab-case-tabs-1"]
+    assert [a.get("aria-label") for a in page.all("section") if a.get("class") == "bench-answer"] == [
+        "Big Brain", "Local"]
+    assert not any((a.get("name") or "").startswith("__tabbed") for a in page.all("input"))
 
 
 def test_untrusted_names_details_and_reviews_are_escaped_text(built):
@@ -220,3 +240,67 @@ def test_mkdocs_serve_settles_after_a_change_instead_of_rebuilding_in_a_loop(tmp
         finally:
             serve.terminate()
             serve.wait(timeout=30)
+
+
+def test_an_offline_make_bench_leaves_git_status_clean(tmp_path):
+    """A run that called nothing and got nothing new changes no committed file (no timestamp churn)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    repo = tmp_path / "repo"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(repo),
+           "BIG_BRAIN_HOST": "http://127.0.0.1:9", "OLLAMA_HOST": "http://127.0.0.1:9", "NO_MKDOCS_2_WARNING": "1"}
+    env.pop("BIG_BRAIN_TOKEN", None)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                              capture_output=True, text=True).stdout
+
+    def make_bench() -> None:
+        for args in (["-m", "generator", "run"], ["-m", "generator", "render"], ["-m", "mkdocs", "build", "--strict"]):
+            done = subprocess.run([sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+    git("init", "-q")
+    make_bench()  # brings the copy to the offline state this code writes (the committed docs may be older)
+    git("add", "-A")
+    git("commit", "-qm", "offline state")
+    make_bench()
+    assert git("status", "--porcelain") == ""
+
+
+def test_benchmark_strings_are_escaped_in_titles_nav_and_charts(tmp_path, monkeypatch):
+    """A task title '</title><script>' does not run anywhere; a NUL in a label keeps both SVGs valid XML."""
+    import xml.etree.ElementTree as ET
+
+    from conftest import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    title = "</title><script>window.__pwned=1</script><img src=x onerror=alert(1)>"
+    bench = write_bench(tmp_path / "benchmark.yaml", big_host=f"http://127.0.0.1:{free_port()}",
+                        tasks=[{"id": "t", "title": title, "prompt": "p"}])
+    data = yaml.safe_load(bench.read_text())
+    data["models"][0]["label"] = "Big\x00Brain </text><script>x</script>"
+    bench.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert bench_cli("render", "--config", str(bench)) == 0
+    for chart in ("latency.svg", "checks.svg"):
+        ET.fromstring((tmp_path / "docs" / "assets" / chart).read_bytes())  # valid XML
+    result = mkdocs_build(project(tmp_path), tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    for name, html in pages(tmp_path / "site").items():
+        for found in re.findall(r"<title>(.*?)</title>", html, re.S):
+            assert "<" not in found, (name, found)
+        page = Page(html)
+        assert all(not any(EVENT_ATTRIBUTE.match(a) for a in attrs) for _, attrs in page.tags), name
+        assert "pwned" not in "".join(page.texts.get("script", [])), name
+        assert len(page.all("script")) == 5, name

@@ -5,12 +5,15 @@
 
 - ``index.md``: what the benchmark is, how to read it, a link to every page;
 - ``big-brain-benchmark.md``: run date, environment, comparison, latency, key findings, method;
-- ``tasks/<task-id>.md``: prompt, reference, verdict, each model's answer in its own content tab;
+- ``tasks/<task-id>.md``: verdict, what decided it, prompt, reference, the answers side by side;
 - ``results.json``: everything above, machine-readable (generator.results.ResultsFile);
-- ``assets/latency.svg``, ``assets/*.css`` and the hand-written pages of ``site_src/pages``.
+- ``assets/latency.svg``, ``assets/checks.svg``, ``assets/*.css`` and the hand-written pages of
+  ``site_src/pages``.
 
 It never calls a model. It is deterministic: the same benchmark, cache and results.json give byte-identical
 files (dates shown are run dates, never the render's), a file is written only when its bytes change, and
+when nothing it is made of changed since the last render into the same docs/ (a fingerprint of the record,
+the history, benchmark.yaml, site_src and this code, kept beside the answer cache) no page is made at all;
 task pages of tasks no longer in the benchmark are removed. With ``report.show_hosts: false`` every host
 (URL, host:port and host name) is replaced by "redacted" in every text render writes; header values
 (secrets) are replaced by "[secret]" always.
@@ -21,26 +24,27 @@ The package, one job per module:
 - ``views``: the models, tasks and cells as the pages show them (redacted);
 - ``pages``: the Jinja environment, key findings and method notes;
 - ``answers``: an answer rendered as the model meant it (Markdown, sanitized) beside its exact raw text;
-- ``charts``: the latency and checks-passed charts (deterministic SVG);
+- ``charts``: the latency and checks-passed charts (deterministic SVG, redrawn only when their data change);
 - ``tables``: CSV tables and what moved between runs;
-- ``results_json``: docs/results.json, built from the report records (generator.report), not the views.
+- ``results_json``: docs/results.json, built from the report records (generator.report), not the views;
+- ``files``: writing only what changed, and the fingerprint that lets a render with nothing new do nothing.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from .. import history as history_mod
 from .. import results as results_mod
-from ..report import gather
 from ..cache import AnswerCache
 from ..config import Benchmark
 from ..errors import BenchError
-from .charts import latency_svg
+from ..report import gather
+from .charts import chart_data, checks_svg, draw_charts, latency_svg
 from .escape import Markdown, fenced, html_text, inline, nav_title, visible
+from .files import RENDER_STATE, encode, fingerprint, remember, unchanged, write
 from .formats import run_date
 from .pages import environment, findings, latency_totals, method
 from .results_json import results_file
@@ -52,6 +56,7 @@ HISTORY = "history.md"
 COMPARISON_CSV = "comparison.csv"
 LATENCY_CSV = "latency.csv"
 CHART = "assets/latency.svg"
+QUALITY_CHART = "assets/checks.svg"
 
 
 def find_site_src(bench: Benchmark) -> Path:
@@ -64,25 +69,6 @@ def find_site_src(bench: Benchmark) -> Path:
             return candidate
     raise BenchError("site_src/templates not found beside benchmark.yaml or the generator package; "
                      "render needs the site templates from the project checkout.")
-
-
-def _write(path: Path, data: bytes) -> bool:
-    """Write ``data`` unless the file already holds exactly it. Returns whether the file changed."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # a reader (mkdocs serve) never sees half a file
-    return True
-
-
-def _encode(text: str) -> bytes:
-    # A lone surrogate cannot be UTF-8; in results.json it becomes the JSON escape it came from (\udXXX).
-    return text.encode("utf-8", "backslashreplace")
 
 
 def _page(env, template: str, page: str, **context) -> bytes:
@@ -108,6 +94,22 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     report = gather(bench, cache, portable)
     redact = Redactor(bench, report)
     models, tasks = views(report, redact)
+    # Charts whose data changed are drawn in a child process while the rest is made (matplotlib's import and
+    # drawing are the largest part of a first render, and the machine has a second core). Unchanged charts
+    # are kept as they are, so a render with nothing new starts no child.
+    charts = draw_charts(docs, {CHART: (chart_data(models, tasks), lambda: latency_svg(models, tasks)),
+                                 QUALITY_CHART: (chart_data(models, tasks, checks=True),
+                                                 lambda: checks_svg(models, tasks))})
+    record = encode(results_file(report, redact).to_json())
+    history_path = docs / history_mod.FILENAME
+    # Everything the pages are made of is in the record, the benchmark file, the history, the site sources and
+    # this code: when none of it changed and docs/ still holds what was written, there is nothing to do.
+    inputs = fingerprint(record, history_path.read_bytes() if history_path.exists() else b"", source, bench,
+                          banner)
+    state_file = Path(getattr(cache, "directory", docs)) / RENDER_STATE
+    if unchanged(state_file, docs, inputs):
+        charts()  # reaps a child, if one was started
+        return []
     env = environment(source / "templates")
     common = {"bench": bench, "models": models, "tasks": tasks, "banner": banner, "summary": SUMMARY,
               "run_date": run_date(report.generated_at),
@@ -117,25 +119,27 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
     files: dict[str, bytes] = {}
     files["index.md"] = _page(env, "index.md.j2", "index.md", **common)
     files[SUMMARY] = _page(env, "summary.md.j2", SUMMARY, **common, findings=findings(report, models, tasks),
-                           method=method(bench), chart=Markdown(CHART), latency_totals=latency_totals(models, tasks))
+                           method=method(bench), chart=Markdown(CHART),
+                           quality_chart=Markdown(QUALITY_CHART), latency_totals=latency_totals(models, tasks))
     for t in tasks:
         files[t.page] = _page(env, "task.md.j2", t.page, **common, task=t)
-    files[results_mod.FILENAME] = _encode(results_file(report, redact).to_json())
-    files[COMPARISON_CSV], files[LATENCY_CSV] = (_encode(text) for text in tables_csv(models, tasks))
+    files[results_mod.FILENAME] = record
+    files[COMPARISON_CSV], files[LATENCY_CSV] = (encode(text) for text in tables_csv(models, tasks))
     history = history_mod.load(docs)
     files[HISTORY] = _page(env, "history.md.j2", HISTORY, **common, moves=history_moves(history, bench),
                            runs=history.runs[::-1])
-    files[CHART] = latency_svg(models, tasks).encode()
+    files.update(charts())
     for folder, target in ((source / "pages", ""), (source / "css", "assets/")):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
                 files[target + path.relative_to(folder).as_posix()] = path.read_bytes()
 
-    changed = [docs / name for name, data in files.items() if _write(docs / name, data)]
+    changed = [docs / name for name, data in files.items() if write(docs / name, data)]
     for stale in sorted((docs / "tasks").glob("*.md")):
         if f"tasks/{stale.name}" not in files:
             stale.unlink()
             changed.append(stale)
+    remember(state_file, docs, inputs, sorted(files))
     return changed
 
 

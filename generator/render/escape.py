@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from typing import Any
 
 
@@ -57,6 +58,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!|")
 _HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 _FENCE_RUN = re.compile(r"`+|~+")
+_INLINE = str.maketrans({**{ch: "\\" + ch for ch in _MD_SPECIAL}, **_HTML_SPECIAL})
 
 
 def visible(text: str) -> str:
@@ -67,14 +69,7 @@ def visible(text: str) -> str:
 
 def inline(text: Any) -> Markdown:
     """Untrusted text as one line of plain text inside Markdown (a table cell, a list item, a title)."""
-    folded = " ".join(visible(str(text)).split())
-    out = []
-    for ch in folded:
-        if ch in _MD_SPECIAL:
-            out.append("\\" + ch)
-        else:
-            out.append(_HTML_SPECIAL.get(ch, ch))
-    return Markdown("".join(out))
+    return Markdown(" ".join(visible(str(text)).split()).translate(_INLINE))
 
 
 def fenced(text: str, indent: int = 0, lang: str = "text") -> Markdown:
@@ -98,8 +93,13 @@ def link(text: Any, target: str) -> Markdown:
 
 
 def html_text(text: Any) -> str:
-    """Untrusted text as HTML text content or a quoted attribute value."""
-    return html.escape(" ".join(visible(str(text)).split()), quote=True)
+    """Untrusted text as HTML text content or a quoted attribute value (whitespace folded to single spaces)."""
+    return _html_text(str(text))
+
+
+@lru_cache(maxsize=8192)  # labels, statuses and numbers repeat on every page
+def _html_text(text: str) -> str:
+    return html.escape(" ".join(visible(text).split()), quote=True)
 
 
 def nav_title(text: Any) -> str:

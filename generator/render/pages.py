@@ -11,7 +11,16 @@ from ..config import Benchmark
 from ..decide import CLEAR_MARGIN
 from ..report import Report
 from .escape import Markdown, fenced, finalize, inline, link, nav_title, quoted
-from .formats import DECIDED_BY, check_name, checks_score, duration, percent, review_text
+from .formats import (
+    check_name,
+    checks_score,
+    critical_failed,
+    decided_by,
+    duration,
+    isolation_text,
+    percent,
+    review_text,
+)
 from .views import ModelView, TaskView, winner_cell
 
 
@@ -21,6 +30,9 @@ def page_title(text: str) -> Markdown:
 
 
 def environment(templates: Path) -> Environment:
+    # markdown-it, Pygments and nh3 are loaded only when pages are made (not when a render has nothing to do).
+    from .answers import answers_block
+
     # A plain Environment: the templates are ours, and untrusted text only ever arrives as data. (A sandboxed
     # environment guards against untrusted *templates*; here it only tripled the render time.)
     env = Environment(
@@ -34,9 +46,11 @@ def environment(templates: Path) -> Environment:
     )
     env.filters["fenced"] = fenced
     env.filters["quoted"] = quoted
-    env.globals.update(page_title=page_title, check_name=check_name, checks_score=checks_score, decided_by=DECIDED_BY, duration=duration,
-                       link=link, review_text=review_text, winner_cell=winner_cell, percent=percent,
-                       digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
+    env.globals.update(
+        page_title=page_title, answers_block=answers_block, model_cards=model_cards, check_name=check_name,
+        checks_score=checks_score, critical_failed=critical_failed, decided_by=decided_by, duration=duration,
+        link=link, review_text=review_text, winner_cell=winner_cell, percent=percent, isolation_text=isolation_text,
+        digests=lambda run: ", ".join(f"{m} {(d or '—')[:12]}" for m, d in run.digests.items()))
     return env
 
 
@@ -146,3 +160,41 @@ def latency_totals(models: list[ModelView], tasks: list[TaskView]) -> list[str]:
         total = duration(sum(a.latency_ms for a in answers)) if answers else "—"
         out.append(total if len(answers) == len(tasks) else f"{total} ({len(answers)} of {len(tasks)} tasks)")
     return out
+
+
+# ------------------------------------------------------------------------------------------ model cards
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def model_cards(models: list[ModelView], tasks: list[TaskView]) -> Markdown:
+    """One card per model, all from the record: tasks won, checks passed, median latency, tokens/s, load time."""
+    from .escape import html_text
+
+    cards = []
+    for m in models:
+        cells = [c for t in tasks for c in t.cells if c.model.id == m.id]
+        answers = [c.answer for c in cells if c.answer is not None]
+        checks = [r for c in cells for r in c.cell.checks if getattr(r, "status", "pass") != "error"]
+        passed = sum(r.passed for r in checks)
+        won = sum(t.verdict.winner == m.id for t in tasks)
+        ties = sum(t.verdict.winner == "tie" for t in tasks)
+        tps = _median([a.tokens_per_s for a in answers if a.tokens_per_s is not None])
+        rows = [
+            ("Answered", f"{len(answers)} of {len(cells)} tasks"),
+            ("Tasks won", f"{won} of {len(tasks)}" + (f" ({ties} tie{'s' if ties != 1 else ''})" if ties else "")),
+            ("Checks passed", f"{passed} of {len(checks)}" if checks else "no checks ran"),
+            ("Median latency", duration(_median([a.latency_ms for a in answers]))),
+            ("Median tokens/s", f"{tps:.1f}" if tps is not None else "—"),
+            ("Model load (warm-up)", duration(m.warm_up_ms)),
+        ]
+        body = "".join(f"<tr><th>{html_text(k)}</th><td>{html_text(v)}</td></tr>" for k, v in rows)
+        cards.append(f'<div class="bench-card"><p class="bench-card-title"><strong>{html_text(m.label)}</strong>'
+                     f'<br><span>{html_text(m.status_text)}</span></p><table class="bench-card-table"><tbody>{body}</tbody></table></div>')
+    return Markdown('<div class="bench-cards">\n' + "\n".join(cards) + "\n</div>")

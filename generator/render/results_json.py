@@ -13,11 +13,16 @@ from ..report import Report
 from ..results import BenchmarkEntry, CellEntry, ModelEntry, ResultsFile, TaskEntry
 from .views import Redactor
 
+NOT_RECORDED = "not recorded: no answer yet"
+
 
 def results_file(report: Report, redact: Redactor) -> ResultsFile:
+    # Host and hardware are facts of the answers. A model with none has no recorded host: today's config (which
+    # depends on the environment of whoever renders) is shown on the page but not written into the record.
     model_entries = [
         ModelEntry(id=m.spec.id, label=m.spec.display, provider=m.spec.provider, model=m.spec.model,
-                   host=redact.host(m.host), hardware=m.hardware, status=m.status, reason=redact(m.reason),
+                   host=redact.host(m.host) if m.from_record else NOT_RECORDED,
+                   hardware=m.hardware if m.from_record else None, status=m.status, reason=redact(m.reason),
                    details=m.details, digest=m.digest, warm_up_ms=m.warm_up_ms)
         for m in report.models
     ]
@@ -42,6 +47,7 @@ def results_file(report: Report, redact: Redactor) -> ResultsFile:
             judge = judge.model_copy(update={"error": redact(judge.error)})
         task_entries.append(TaskEntry(id=t.spec.id, title=t.spec.title, winner=v.winner, decided_by=v.decided_by,
                                       objectively_clear=v.objectively_clear, reason=redact(v.reason), judge=judge,
+                                      evidence=v.evidence, weak=v.weak, self_preference=v.self_preference,
                                       cells=cells))
     return ResultsFile(generated_at=report.generated_at,
                        benchmark=BenchmarkEntry(title=report.bench.title, sha256=report.bench.source_sha256),

@@ -35,7 +35,7 @@ class Move:
     latency_now: float | None
     score_before: float | None
     score_now: float | None
-    answer_changed: bool
+    answer: str  # 'changed', 'same', 'new' (no earlier answer) or 'none' (no answer now)
     winner_before: str | None
     winner_now: str | None
 
@@ -45,6 +45,14 @@ class Move:
             return "—"
         pct = (self.latency_now - self.latency_before) / self.latency_before * 100 if self.latency_before else 0
         return f"{pct:+.0f}%"
+
+
+def _answer_move(before: str | None, now: str | None) -> str:
+    if now is None:
+        return "none"
+    if before is None:
+        return "new"
+    return "same" if before == now else "changed"
 
 
 def history_moves(history: history_mod.History, bench: Benchmark) -> list[Move]:
@@ -61,6 +69,6 @@ def history_moves(history: history_mod.History, bench: Benchmark) -> list[Move]:
             ot, oc = old[(t.task, c.model)]
             moves.append(Move(task=t.task, model=c.model, latency_before=oc.latency_ms, latency_now=c.latency_ms,
                               score_before=oc.score, score_now=c.score,
-                              answer_changed=oc.output_sha256 != c.output_sha256,
+                              answer=_answer_move(oc.output_sha256, c.output_sha256),
                               winner_before=ot.winner, winner_now=t.winner))
     return moves

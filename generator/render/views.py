@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+import yaml
 
 from ..config import Benchmark
 from ..providers import redact_url
 from ..records import CellResult, ModelDetails
 from ..report import ModelReport, Report, TaskReport
 from .escape import Markdown, inline
-from .formats import checks_score, duration
+from .formats import check_name, check_status, checks_score, duration, evidence_of
 
 REDACTED = "redacted"
 
@@ -129,12 +132,60 @@ class CellView:
 
 
 @dataclass(frozen=True)
+class CheckRow:
+    """One check of a task: what it is, how strong its evidence is, and its result on each answer."""
+
+    spec: Any
+    name: str
+    evidence: str  # executed, model-graded, weak
+    results: list[tuple[CellView, Any]]  # (cell, CheckResult or None when that answer was not checked)
+
+    @property
+    def code(self) -> str | None:
+        return getattr(self.spec, "code", None)
+
+    @property
+    def settings(self) -> str:
+        """The check's other settings as YAML (pattern, value, stubs, claims...), for the collapsed block."""
+        rest = self.spec.model_dump(exclude_none=True, exclude={"code", "name", "critical", "weight", "type"})
+        rest = {k: v for k, v in rest.items() if v not in ([], {}, "")}
+        return yaml.dump(rest, Dumper=_SettingsDumper, sort_keys=False, allow_unicode=True, width=100) if rest else ""
+
+    def status(self, result) -> str:
+        return "—" if result is None else check_status(result)
+
+
+class _SettingsDumper(yaml.SafeDumper):
+    """YAML with multi-line strings (scripts, stubs) as literal blocks, readable as they were written."""
+
+
+_SettingsDumper.add_representer(
+    str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+def _check_rows(spec_checks: list, cells: list[CellView]) -> list[CheckRow]:
+    rows = []
+    for i, check in enumerate(spec_checks):
+        name = check_name(check)
+        results = []
+        for c in cells:
+            found = c.cell.checks
+            if len(found) == len(spec_checks):
+                results.append((c, found[i]))
+            else:
+                results.append((c, next((r for r in found if r.name == name), None)))
+        rows.append(CheckRow(spec=check, name=name, evidence=evidence_of(check.type), results=results))
+    return rows
+
+
+@dataclass(frozen=True)
 class TaskView:
     report: TaskReport
     cells: list[CellView]
     winner: str  # a model label, 'tie' or 'N/A'
     reason: str  # redacted
     judge_error: str | None
+    check_rows: list[CheckRow] = field(default_factory=list)
 
     @property
     def spec(self):
@@ -148,29 +199,16 @@ class TaskView:
     def page(self) -> str:
         return f"tasks/{self.spec.id}.md"
 
-    @property
-    def not_answered(self) -> str:
-        """'N/A: Big Brain and Local did not answer (connection refused ...)': models grouped by reason."""
-        by_reason: dict[str, list[str]] = {}
-        for c in self.cells:
-            if c.cell.status != "ok":
-                by_reason.setdefault(c.reason or "no reason recorded", []).append(c.model.label)
-        parts = [f"{' and '.join(labels)} did not answer ({reason})" for reason, labels in by_reason.items()]
-        return "N/A: " + "; ".join(parts)
-
-    @property
-    def winner_text(self) -> str:
-        if self.verdict.winner is None:
-            return self.not_answered
-        if self.verdict.objectively_clear:
-            return f"{self.winner} (objectively clear)"
-        return self.winner
-
 
 def winner_cell(task: TaskView) -> Markdown:
-    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: reason'."""
+    """The Winner column: the label in bold (and 'objectively clear'), 'tie', or 'N/A: who did not answer'.
+
+    Kept short, since the column stays in view while the table scrolls; the reasons are in the model's
+    status and on the task page.
+    """
     if task.verdict.winner is None:
-        return inline(task.winner_text)
+        missing = [c.model.label for c in task.cells if c.cell.status != "ok"]
+        return inline(f"N/A: {' and '.join(missing)} did not answer")
     if task.verdict.winner == "tie":
         return Markdown("tie")
     clear = " · objectively clear" if task.verdict.objectively_clear else ""
@@ -184,9 +222,15 @@ def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
     flags = []
     if answer.cut:
         limit = f" (num_predict {options_num_predict})" if options_num_predict is not None else ""
+        count = f" after {answer.eval_count} tokens" if answer.eval_count is not None else ""
+        odd = ""
+        if options_num_predict is not None and answer.eval_count is not None and answer.eval_count < options_num_predict:
+            # The server's word against the count: shown, not hidden, so a reader can judge the flag.
+            odd = (f" The server reported {answer.eval_count} answer tokens, fewer than num_predict "
+                   f"{options_num_predict}: the limit it applied may differ from the one asked for.")
         flags.append(Flag("Cut: the answer hit the token limit",
-                          f"done_reason is 'length': the model was stopped at its token limit{limit} "
-                          f"before it finished, so the answer is incomplete."))
+                          f"done_reason is 'length': the model was stopped at its token limit{limit}{count} "
+                          f"before it finished, so the answer is incomplete.{odd}"))
     if answer.empty:
         flags.append(Flag("Empty: the model returned no text",
                           "The answer is empty or only whitespace."))
@@ -220,7 +264,8 @@ def views(report: Report, redact: Redactor) -> tuple[list[ModelView], list[TaskV
         v = t.verdict
         winner = "N/A" if v.winner is None else ("tie" if v.winner == "tie" else by_id[v.winner].label)
         judge_error = redact(v.judge.error) if v.judge and v.judge.error else None
-        tasks.append(TaskView(report=t, cells=cells, winner=winner, reason=redact(v.reason), judge_error=judge_error))
+        tasks.append(TaskView(report=t, cells=cells, winner=winner, reason=redact(v.reason), judge_error=judge_error,
+                              check_rows=_check_rows(t.spec.checks, cells)))
     return models, tasks
 
 
