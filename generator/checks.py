@@ -16,6 +16,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from .config import (
     Check,
     ContainsCheck,
     CronCheck,
+    ImportsCheck,
     PythonCheck,
     RegexCheck,
     RubricCheck,
@@ -70,6 +72,7 @@ class Outcome:
     detail: str
     score: float | None = None
     isolation: str | None = None  # the sandbox's summary, for checks that ran answer code
+    doubt: str | None = None  # why this result must never make a verdict objectively clear
 
 
 # ------------------------------------------------------------------------------------------------ public
@@ -100,6 +103,7 @@ def run_check(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None = 
     return CheckResult(
         name=check.name or default_name(check), type=check.type, status=status, critical=check.critical,
         weight=check.weight, detail=_one_line(outcome.detail, DETAIL_CHARS), score=outcome.score,
+        doubt=_one_line(outcome.doubt, DETAIL_CHARS) if outcome.doubt else None,
         duration_ms=round((time.perf_counter() - start) * 1000, 1), isolation=isolation,
     )
 
@@ -122,6 +126,8 @@ def default_name(check: Check) -> str:
         return f"{verb} /{_quote(check.pattern)}/{letters}" + _scope_text(check.where)
     if isinstance(check, CallsCheck):
         return "calls " + " or ".join(check.any_of)
+    if isinstance(check, ImportsCheck):
+        return "standard library only" + (f" (and {', '.join(check.allow)})" if check.allow else "")
     if isinstance(check, WordCountCheck):
         return f"word count {_range_text(check.min, check.max)}"
     if isinstance(check, ShellSyntaxCheck):
@@ -152,6 +158,8 @@ def _evaluate(check: Check, answer: ParsedAnswer, prompt: ParsedAnswer | None) -
         return _regex(check, answer)
     if isinstance(check, CallsCheck):
         return _calls(check, answer, prompt)
+    if isinstance(check, ImportsCheck):
+        return _imports(check, answer, prompt)
     if isinstance(check, WordCountCheck):
         return _word_count(check, answer)
     if isinstance(check, ShellSyntaxCheck):
@@ -168,7 +176,27 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     if program is None:
         return Outcome(False, "no Python code block in the answer (none that parses)", 0.0)
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
-    report = sandbox.run_python_tests(program.code, check.code, limits, setup_code=check.setup)
+    outcome, messages = _python_run(check, program.code, limits)
+    doubts = []
+    # An unclear choice between the answer's own definitions: when they behave differently, the result
+    # stands (the one the rule picks) but it cannot be certain.
+    for alternative in program.alternatives:
+        other, _ = _python_run(check, alternative, limits)
+        if (other.score, other.passed) != (outcome.score, outcome.passed):
+            doubts.append(f"the answer gives {len(program.alternatives) + 1} definitions of {check.function} that "
+                          f"behave differently (another one: {other.detail.split(';')[0]}); the last one is graded")
+            break
+    # A NameError on a name the answer does define somewhere: the assembly may have missed it.
+    missing = sorted(set(re.findall(r"NameError: name '(\w+)' is not defined", messages)) & program.defined)
+    if missing and not outcome.passed:
+        doubts.append(f"NameError on {', '.join(missing)}, which the answer defines: the program assembled from "
+                      "its blocks may have left that definition out")
+    return Outcome(outcome.passed, outcome.detail, outcome.score, outcome.isolation, "; ".join(doubts) or None)
+
+
+def _python_run(check: PythonCheck, code: str, limits: sandbox.Limits) -> tuple[Outcome, str]:
+    """The outcome of the tests on ``code``, and every message they gave (for telling why they failed)."""
+    report = sandbox.run_python_tests(code, check.code, limits, setup_code=check.setup)
     # The isolation is part of the evidence: a run without bubblewrap says so in its detail.
     unsandboxed = "" if report.isolation.startswith("bubblewrap") else f"; {report.isolation.split(':')[0]}"
     outcomes = report.outcomes
@@ -176,7 +204,7 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
         error = report.error or "the test code ran no test_* function"
         if "importing the tests failed" in error or "no test_*" in error or "test code" in error:
             raise _CouldNotRun(error + unsandboxed)
-        return Outcome(False, error + unsandboxed, 0.0, report.isolation)
+        return Outcome(False, error + unsandboxed, 0.0, report.isolation), error
     passed = sum(o.passed for o in outcomes)
     failures = [o for o in outcomes if not o.passed]
     # Tests cut off by a whole-run error all say so; the error is shown once instead.
@@ -187,8 +215,9 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     parts += [f"{o.name}: {o.message}" for o in shown]
     if len(failures) > len(shown):
         parts.append(f"{len(failures) - len(shown)} more failed")
-    return Outcome(report.error is None and not failures, "; ".join(parts) + unsandboxed, passed / len(outcomes),
-                   report.isolation)
+    messages = "\n".join([report.error or "", *(o.message for o in failures)])
+    return Outcome(report.error is None and not failures, "; ".join(parts) + unsandboxed,
+                   passed / len(outcomes), report.isolation), messages
 
 
 def _found_line(answer: ParsedAnswer, fragment: str) -> str:
@@ -223,19 +252,31 @@ def _contains(check: ContainsCheck, answer: ParsedAnswer) -> Outcome:
     return Outcome(True, detail)
 
 
-def _negated(text: str, index: int) -> bool:
-    """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not)."""
+def _negated(text: str, index: int, end: int | None = None) -> bool:
+    """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not), or,
+    given ``end``, anywhere from the sentence's start to ``end`` ("a Character never puppets an Account")."""
     starts = [m.end() for m in _SENTENCE.finditer(text, 0, index)]
     start = starts[-1] if starts else 0
-    return bool(_NEGATION.search(text[start:index]))
+    return bool(_NEGATION.search(text[start:index if end is None else end]))
 
 
 def _regex(check: RegexCheck, answer: ParsedAnswer) -> Outcome:
     flags = 0
     for name in check.flags:
         flags |= _REGEX_FLAGS[name][0]
-    found = re.search(check.pattern, answer.scope(check.where), flags)
+    text = answer.scope(check.where)
+    found = None
+    negated = 0
+    for match in re.finditer(check.pattern, text, flags):
+        # A forbidden claim stated in a negated sentence ("a Character never puppets an Account") is not made.
+        if check.negation_aware and not check.expect and _negated(text, match.start(), match.end()):
+            negated += 1
+            continue
+        found = match
+        break
     where = _scope_text(check.where)
+    if negated and found is None:
+        where += f" (only in {negated} negated sentence(s))"
     detail = f'matched "{_quote(found.group(0))}"{where}{_found_line(answer, found.group(0))}' if found \
         else f"no match{where}"
     return Outcome((found is not None) == check.expect, detail)
@@ -262,6 +303,21 @@ def _calls(check: CallsCheck, answer: ParsedAnswer, prompt: ParsedAnswer | None)
                 return Outcome(True, f"{name} is used in the answer's code")
     where = f" reached from {check.function}" if check.function else ""
     return Outcome(False, f"no call to {' or '.join(check.any_of)} in the answer's code{where}")
+
+
+def _imports(check: ImportsCheck, answer: ParsedAnswer, prompt: ParsedAnswer | None) -> Outcome:
+    program = python_program(answer, prompt, check.function)
+    if program is None:
+        return Outcome(False, "no Python code block in the answer")
+    allowed = set(sys.stdlib_module_names) | set(check.allow) | {"__future__"}
+    outside = []
+    for node in ast.walk(ast.parse(program.code)):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        outside += [m for m in modules if m.split(".")[0] not in allowed and m not in outside]
+    if outside:
+        return Outcome(False, f"the answer's program imports {', '.join(outside)}, outside the standard library")
+    return Outcome(True, "the answer's program imports only the standard library")
 
 
 def _dotted(node: ast.expr, aliases: dict[str, str]) -> str | None:
@@ -353,7 +409,7 @@ done
 
 def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
     name = check.script_path.rsplit("/", 1)[-1] if check.script_path else None
-    script = shell_script(answer, name)
+    script = shell_script(answer, name, tuple(check.stubs))
     if script is None:
         return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer", 0.0)
     target = check.script_path if check.script_path and any(
@@ -431,12 +487,39 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
         if not log.strip():
             return f"nothing written to {check.log_file}"
         for pod in expect.logged:
-            lines = [line for line in log.splitlines() if re.search(rf"(?<![\w-]){re.escape(pod)}(?![\w-])", line)]
+            lines = _lines_naming(log, pod)
             if not lines:
                 return f"no line for {pod} in {check.log_file}"
             if not any(_utc_time_in(line, before, after) for line in lines):
                 return f'the line for {pod} has no UTC time: "{_quote(lines[0])}"'
+            if len(lines) > 1:
+                return f"{len(lines)} lines for {pod} in {check.log_file}, expected one per stopped pod"
+        # The logged set is exact: no line says a pod was stopped when its stop failed or it was never idle (a
+        # line that says the stop failed is not such a claim).
+        for pod in sorted(_scenario_ids(scenario) - set(expect.logged)):
+            claims = [line for line in _lines_naming(log, pod) if not _FAILURE_WORDS.search(line)]
+            if claims:
+                return f'{pod} was not stopped, yet {check.log_file} has a line for it: "{_quote(claims[0])}"'
     return None
+
+
+_FAILURE_WORDS = re.compile(r"fail|error|could not|couldn't|cannot|unable|skip", re.IGNORECASE)
+
+
+def _lines_naming(log: str, pod: str) -> list[str]:
+    return [line for line in log.splitlines() if re.search(rf"(?<![\w-]){re.escape(pod)}(?![\w-])", line)]
+
+
+def _scenario_ids(scenario: Scenario) -> set[str]:
+    """The IDs a scenario is about: those it expects stopped or logged and those its environment names
+    (``gpu-a7:45`` → gpu-a7), never a bare number."""
+    ids = set(scenario.expect.stop_calls or []) | set(scenario.expect.logged)
+    for value in scenario.env.values():
+        for word in re.split(r"[\s,]+", value):
+            word = word.split(":", 1)[0]
+            if re.fullmatch(r"[A-Za-z][\w.-]*\d[\w.-]*|[A-Za-z][\w.-]*-[\w.-]+", word):
+                ids.add(word)
+    return ids
 
 
 def _utc_time_in(line: str, before: datetime, after: datetime) -> bool:
@@ -480,8 +563,41 @@ class CronLine:
     problem: str | None  # why it is not a valid 5-field schedule
 
 
+_SYSTEM_CRONTAB = re.compile(r"/etc/crontab\b|/etc/cron\.d\b")
+_BUILTINS = {"cd", "exec", "test", "[", ".", "source", "export", "env", "nice", "ionice", "timeout", "sh", "bash",
+             "flock", "run-parts", "sleep", "true", "false", "echo", "printf", "cat", "sudo", "su", "chronic", "logger",
+             "cronic", "run-one", "setlock", "lckdo", "solo", "systemd-cat", "systemd-run", "docker", "podctl"}
+
+
 def crontab_lines(answer: ParsedAnswer) -> list[CronLine]:
-    """Every crontab entry the answer gives: in a block, inline code, prose, `echo '…' | crontab -`, cron.d."""
+    """Every crontab entry the answer gives: in a block, inline code, prose, `echo '…' | crontab -`, cron.d.
+
+    A user field (``*/15 * * * * root /opt/x.sh``) is read as one only when the answer puts the line in a
+    system crontab (it names /etc/crontab or /etc/cron.d); in a user crontab (``crontab -e``) cron would run
+    ``root`` as the command, so such a line is a problem there.
+    """
+    system = bool(_SYSTEM_CRONTAB.search(answer.text))
+    return [_with_user_field(line, system) for line in _crontab_lines(answer)]
+
+
+def _with_user_field(line: CronLine, system: bool) -> CronLine:
+    words = line.command.split()
+    if line.problem or len(words) < 2 or not _looks_like_user(words[0]):
+        return line
+    if system:
+        return CronLine(line.schedule, " ".join(words[1:]), None)
+    return CronLine(line.schedule, line.command, f'"{words[0]}" is a user field, which only /etc/crontab and '
+                                                  f"/etc/cron.d take: in a user crontab cron runs {words[0]!r} as the command")
+
+
+def _looks_like_user(word: str) -> bool:
+    """A user name in the command position: a lower-case name that is no command here (root, www-data, fleet)."""
+    if word == "root":
+        return True
+    return bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", word)) and word not in _BUILTINS and shutil.which(word) is None
+
+
+def _crontab_lines(answer: ParsedAnswer) -> list[CronLine]:
     sources = [line for block in answer.blocks for line in block.code.splitlines()]
     sources += list(answer.inline_code) + answer.prose.splitlines()
     found: list[CronLine] = []

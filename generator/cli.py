@@ -168,6 +168,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for r in results:
         flags = ", ".join(x for x in ("critical" if r.critical else "", CHECK_STRENGTH[config.strength(r.type)]) if x)
         out.print(f"{r.status.upper():<5} {r.name} ({flags}): {r.detail}", markup=False)
+        if r.doubt:
+            out.print(f"      not certain: {r.doubt}", markup=False)
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
     out.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} not run or not scored", markup=False)
     return 0

@@ -245,6 +245,8 @@ class RegexCheck(CheckBase):
     flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL"]] = Field(default_factory=list)
     expect: bool = Field(True, description="false: the pattern must NOT match.")
     where: Scope = Field("all", alias="in", description="Where to look: code blocks, prose, or all (never thinking).")
+    negation_aware: bool = Field(False, description="expect false, in prose: a match in a negated sentence (no, not, "
+                                                    "never, without, rather than...) does not count.")
 
     @field_validator("pattern")
     @classmethod
@@ -263,6 +265,15 @@ class CallsCheck(CheckBase):
     any_of: list[str] = Field(min_length=1, description="Dotted names, e.g. hmac.compare_digest; imports and "
                                                         "aliases (from hmac import compare_digest as cd) are followed.")
     function: str | None = Field(None, description="Entry point: only code it reaches counts.")
+
+
+class ImportsCheck(CheckBase):
+    """Static: the program assembled from the answer (reached from ``function``) imports only the standard
+    library (plus ``allow``); a usage example the assembly drops (a Flask route, a pytest file) does not count."""
+
+    type: Literal["imports"]
+    function: str | None = Field(None, description="Entry point: only imports the code it reaches uses count.")
+    allow: list[str] = Field(default_factory=list, description="Top-level modules allowed besides the standard library.")
 
 
 class WordCountCheck(CheckBase):
@@ -297,8 +308,10 @@ class ScenarioExpect(Schema):
                                                                        "(concurrent: of the first run).")
     stop_calls: list[str] | None = Field(None, description="Exactly these IDs passed to `<stub> stop`, each once "
                                                            "over all runs, in any order.")
-    logged: list[str] = Field(default_factory=list, description="Each ID is on a line of log_file that also "
-                                                                "holds the current UTC time (TZ is set to UTC+5:45).")
+    logged: list[str] = Field(default_factory=list, description="Exactly these IDs have a line of log_file, one "
+                                                                "each, holding the current UTC time (TZ is set to "
+                                                                "UTC+5:45); no other ID of the scenario (its env, "
+                                                                "stop_calls) has one, unless the line says it failed.")
 
 
 class Scenario(Schema):
@@ -341,12 +354,12 @@ class RubricCheck(CheckBase):
 
 
 Check = Annotated[
-    Union[PythonCheck, ContainsCheck, RegexCheck, CallsCheck, WordCountCheck, ShellSyntaxCheck, CronCheck,
-          ShellCheck, RubricCheck],
+    Union[PythonCheck, ContainsCheck, RegexCheck, CallsCheck, ImportsCheck, WordCountCheck, ShellSyntaxCheck,
+          CronCheck, ShellCheck, RubricCheck],
     Field(discriminator="type"),
 ]
 CHECK_TYPES = ("python", "shell", "contains", "not_contains", "regex", "calls", "word_count", "shell_syntax", "cron",
-               "rubric")
+               "rubric", "imports")
 EXECUTED = ("python", "shell")  # the answer's code runs: the strongest evidence
 
 

@@ -36,6 +36,7 @@ class _Level:
     critical_ok: bool
     score: float | None
     failed: list[CheckResult]
+    doubts: list[str]  # why these results cannot be certain (CheckResult.doubt)
 
 
 def decide(bench: Benchmark, task: TaskSpec, cells: list[CellResult], evidence) -> Verdict:
@@ -88,6 +89,7 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
 
     # 3. rubric graded by the judge model
     rubric = _levels(contenders, "rubric")
+    unscored_rubric = not rubric and any(c.type == "rubric" for c in task.checks)
     if rubric:
         top, why, _ = _separate(contenders, rubric, name, "the rubric (model-graded)", "rubric")
         if top is not None:
@@ -123,6 +125,11 @@ def verdict(task: TaskSpec, cells: list[CellResult], judged: JudgeResult | None,
         notes.append("no evidence separates the answers")
     elif static:
         notes.append("static checks do not separate them either")
+    if unscored_rubric and judged is None:
+        # Said plainly: on a prose task only the judge can tell a correct answer from a fluent invention.
+        why = "no judge configured" if judge_model is None else "the judge has not graded these answers yet"
+        notes.append(f"{why}: the model-graded rubric is not scored and the lexical checks do not separate "
+                     "them, so a judge is needed to tell these answers apart")
     return Verdict(**base, winner="tie", decided_by="none", objectively_clear=False,
                    reason=_sentence(notes, ""), judge=judged)
 
@@ -144,7 +151,8 @@ def _levels(cells: list[CellResult], kind: str) -> dict[str, _Level] | None:
         total = sum(c.weight for c in checks)
         score = sum(c.weight * (c.score if c.score is not None else float(c.passed)) for c in checks) / total
         levels[cell.model_id] = _Level(critical_ok=all(c.passed for c in checks if c.critical), score=score,
-                                       failed=[c for c in checks if not c.passed])
+                                       failed=[c for c in checks if not c.passed],
+                                       doubts=[c.doubt for c in checks if c.doubt])
     return levels
 
 
@@ -167,7 +175,8 @@ def _separate(cells, levels, name, what, kind) -> tuple[CellResult | None, str, 
     w = levels[winner.model_id]
     critical_split = w.critical_ok and any(not levels[c.model_id].critical_ok for c in others)
     gap = w.score - max(levels[c.model_id].score for c in others)
-    clear = critical_split or gap >= CLEAR_MARGIN - _EPSILON
+    doubts = [d for c in cells for d in levels[c.model_id].doubts]
+    clear = (critical_split or gap >= CLEAR_MARGIN - _EPSILON) and not doubts
     parts = []
     for cell in others:
         level = levels[cell.model_id]
@@ -182,7 +191,10 @@ def _separate(cells, levels, name, what, kind) -> tuple[CellResult | None, str, 
     mine = "passes every one" if not w.failed else f"scores {w.score:.0%}"
     if w.failed and w.critical_ok and critical_split:
         mine = f"passes every critical one and scores {w.score:.0%}"
-    return winner, f"on {what}, {name(winner)} {mine}; " + "; ".join(parts), clear
+    why = f"on {what}, {name(winner)} {mine}; " + "; ".join(parts)
+    if doubts:
+        why += f" (not certain: {doubts[0]})"
+    return winner, why, clear
 
 
 def _self(flag: bool) -> str:

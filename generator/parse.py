@@ -54,6 +54,7 @@ class CodeBlock:
     code: str
     line: int  # line of the opening fence (or first line of an indented block), from 1
     fenced: bool
+    lead: str = ""  # the prose just before the block, up to 3 paragraphs ("don't do this:", "## ✅ Fixed")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _parse(raw: str) -> ParsedAnswer:
             tag = _tag(token.info) if fenced else ""
             code = token.content if not token.content or token.content.endswith("\n") else token.content + "\n"
             blocks.append(CodeBlock(language=classify(tag, code), tag=tag, code=code,
-                                    line=start + 1, fenced=fenced))
+                                    line=start + 1, fenced=fenced, lead=_lead(lines, code_lines, start)))
         elif token.type == "heading_open" and token.map:
             heading_lines.update(range(*token.map))
         elif token.type == "inline":
@@ -122,6 +123,21 @@ def _parse(raw: str) -> ParsedAnswer:
     words = sum(1 for line in counted for token in line.split() if any(c.isalnum() for c in token))
     return ParsedAnswer(text=text, thinking=thinking, prose="\n".join(prose_lines), prose_words=words,
                         blocks=tuple(blocks), inline_code=tuple(inline))
+
+
+def _lead(lines: list[str], code_lines: set[int], start: int, keep: int = 3) -> str:
+    """The prose just before line ``start`` (0-based), back to the previous code block: its last ``keep``
+    paragraphs (a heading is one), separated by blank lines, nearest last."""
+    i = start - 1
+    paragraphs: list[list[str]] = [[]]
+    while i >= 0 and i not in code_lines and len(paragraphs) <= keep:
+        if lines[i].strip():
+            paragraphs[-1].append(lines[i].strip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+        i -= 1
+    found = [" ".join(reversed(p)) for p in paragraphs if p][:keep]
+    return "\n\n".join(reversed(found))
 
 
 @lru_cache(maxsize=1)

@@ -6,23 +6,37 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
    and REPL prompts (``>>>``) when only that makes it parse; a block that still does not parse (e.g. one
    cut off mid-way) is skipped whole.
 2. From each block its top-level imports (``from __future__`` first, each distinct import once) and its
-   top-level definitions: functions, classes, and assignments to names. With an entry point, an import is
+   top-level definitions: functions, classes, assignments to names (tuple and list targets, annotated
+   assignments), and compound statements whose bodies only import, define or assign (``try: from asyncio
+   import TaskGroup / except ImportError: ...``, ``if sys.version_info >= ...:``, ``with``), each a
+   definition of every name it binds. With an entry point, an import is
    kept only when a kept definition uses a name it binds (annotations and string annotations count), so
    a usage example importing flask or pytest cannot break the program. Everything else at top level
    (calls, prints, ``if __name__ == "__main__":``, loops) is an example, not the solution, and is dropped.
 3. A definition whose syntax tree (docstrings removed) equals a definition of the same name in the
    prompt's own code blocks is the prompt quoted back, not the answer's code.
-4. Two definitions of one name: the one that differs from the prompt's wins over a quoted one; among
-   equals, the last one written wins (the answer's final word, as in a file read top to bottom).
+4. Two definitions of one name: the one that differs from the prompt's wins over a quoted one; then one the
+   answer endorses wins over one it rejects. A block is rejected when the prose just before it (its nearest
+   paragraphs, nearest first: the first with a marker decides) or its own leading comments reject it
+   ("don't do this", "avoid this", "the naive/wrong/insecure version", "is still wrong", ❌, ⚠️, "before:",
+   "the original was:", "for contrast", "for reference"), unless an endorsement ("fix", "✅",
+   "corrected", "correct version", "instead", "solution") comes after the last rejection in that paragraph;
+   a ❌ in any of its comments rejects it too. Among equals,
+   the last one written wins (the answer's final word, as in a file read top to bottom). When distinct
+   definitions of the entry point remain and no endorsement tells them apart, the choice is *unclear*:
+   ``Program.alternatives`` holds the program built with each other candidate, so a check can test them
+   all and say when the answer's own candidates behave differently (the verdict is then never clear).
 5. With an entry point (the function the task names), only the definitions it reaches by name,
    transitively, are kept, so a test-suite, a demo or a stray ``main()`` block cannot break the import.
    Without one, all kept definitions are.
 
 Imports come first, then the definitions in the order they were written.
 
-Shell: the script is the largest shell block that is not only a crontab line or one-off commands
-(``chmod +x …``, ``crontab -e``); a script written out by ``cat > file <<'EOF'`` inside a block is taken from
-the here-document.
+Shell: the script is a shell block that is not only a crontab line or one-off commands (``chmod +x …``,
+``crontab -e``), ranked by ``shell_script``: one the answer does not reject, one that calls the check's stub
+commands rather than implementing them (a fake ``podctl`` for local testing), one naming the script path,
+a substantial one, and only then the largest; a script written out by ``cat > file <<'EOF'`` inside a block
+is taken from the here-document.
 """
 
 from __future__ import annotations
@@ -42,6 +56,8 @@ class Program:
 
     code: str
     note: str
+    alternatives: tuple[str, ...] = ()  # the program with each other candidate of the entry point (unclear choice)
+    defined: frozenset[str] = frozenset()  # every name the answer's python blocks bind anywhere
 
 
 @dataclass
@@ -51,6 +67,7 @@ class _Definition:
     order: tuple[int, int]
     quoted: bool
     source: str
+    rejected: bool = False
 
 
 def _source(code_lines: list[str], node: ast.stmt) -> str:
@@ -76,6 +93,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
             continue
         used += 1
         code_lines = code.splitlines()
+        rejected = block_rejected(block.lead, code)
         for position, node in enumerate(tree.body):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 dump = ast.dump(node)
@@ -86,13 +104,55 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
             for name in _defined_names(node):
                 quoted = quoted_dumps.get(name) == _normalised(node)
                 definitions.setdefault(name, []).append(
-                    _Definition(name, node, (index, position), quoted, _source(code_lines, node)))
+                    _Definition(name, node, (index, position), quoted, _source(code_lines, node), rejected))
     if not used:
         return None
     chosen: dict[str, _Definition] = {}
     for name, candidates in definitions.items():
-        own = [d for d in candidates if not d.quoted]
-        chosen[name] = (own or candidates)[-1]
+        chosen[name] = _choose(candidates)
+    code = _assemble(chosen, imports, entry)
+    alternatives: list[str] = []
+    if entry and entry in chosen:
+        for other in _unclear_alternatives(definitions[entry], chosen[entry]):
+            alternatives.append(_assemble({**chosen, entry: other}, imports, entry))
+    keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
+    quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
+    note = f"program built from {used} python block(s)"
+    if skipped:
+        note += f", {skipped} that do not parse skipped"
+    if any(d.quoted for ds in definitions.values() for d in ds) and not quoted:
+        note += "; the prompt's own code quoted back is left out"
+    elif quoted:
+        note += f"; {', '.join(quoted)} is only the prompt's code quoted back"
+    if entry and any(d.rejected for d in definitions.get(entry, [])) and not chosen[entry].rejected:
+        note += f"; a {entry} the answer rejects (\"don't do this\") is left out"
+    if alternatives:
+        note += f"; {len(alternatives) + 1} different definitions of {entry}, none endorsed: the last one is tested"
+    return Program(code=code, note=note, alternatives=tuple(alternatives), defined=frozenset(bound_names(answer)))
+
+
+def _choose(candidates: list[_Definition]) -> _Definition:
+    """Not the prompt's code quoted back, then not one the answer rejects, then the last written."""
+    own = [d for d in candidates if not d.quoted] or candidates
+    endorsed = [d for d in own if not d.rejected] or own
+    return endorsed[-1]
+
+
+def _unclear_alternatives(candidates: list[_Definition], chosen: _Definition) -> list[_Definition]:
+    """The other distinct candidates of the entry point when nothing but their order tells them apart."""
+    own = [d for d in candidates if not d.quoted]
+    pool = [d for d in own if d.rejected == chosen.rejected]
+    seen = {_normalised(chosen.node)}
+    others = []
+    for d in reversed(pool):
+        dump = _normalised(d.node)
+        if dump not in seen:
+            seen.add(dump)
+            others.append(d)
+    return others
+
+
+def _assemble(chosen: dict[str, _Definition], imports: list[ast.stmt], entry: str | None) -> str:
     keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
     nodes: dict[int, tuple[tuple[int, int], str]] = {}
     for name in keep:
@@ -105,16 +165,72 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
         used = {name for n in keep for name in _referenced(chosen[n].node)}
         rest = [n for n in rest if _binds_used_name(n, used)]
     code = "\n".join(ast.unparse(n) for n in [*future, *rest]) + "".join(f"\n\n\n{text}" for text in body)
-    code = code.lstrip("\n") + "\n"
-    quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
-    note = f"program built from {used} python block(s)"
-    if skipped:
-        note += f", {skipped} that do not parse skipped"
-    if any(d.quoted for ds in definitions.values() for d in ds) and not quoted:
-        note += "; the prompt's own code quoted back is left out"
-    elif quoted:
-        note += f"; {', '.join(quoted)} is only the prompt's code quoted back"
-    return Program(code=code, note=note)
+    return code.lstrip("\n") + "\n"
+
+
+# Rejections aimed at the block, not words that merely occur in an explanation ("to avoid the race, ...",
+# "don't forget to chmod +x"): "don't do this", "a tempting fix that is still wrong", "the naive version", ❌.
+_REJECT = re.compile(
+    r"\b(don'?t|do not|never)\s+(do|use|write|copy|deploy)\s+(this|that|it)\b|\bavoid\s+(this|that|doing)\b|"
+    r"\b(wrong|bad|naive|insecure|broken|buggy|incorrect|vulnerable|unsafe|tempting|flawed)\b[^.:\n]{0,30}"
+    r"\b(version|way|approach|code|implementation|example|fix|pattern|attempt|solution)\b|"
+    r"\b(is|are|still)\s+(wrong|broken|buggy|incorrect|insecure|unsafe)\b|"
+    r"❌|⚠|anti-?pattern|for contrast|for reference|what not to do|common mistake|\bbefore\s*:", re.IGNORECASE)
+_QUOTED_ORIGINAL = re.compile(r"\boriginal\b[^.:\n]{0,40}:\s*$", re.IGNORECASE)  # "the original function was:"
+_ENDORSE = re.compile(r"\b(fix|fixe[sd]|corrected|correct (version|code|implementation|way)|instead|solution|"
+                      r"secure (version|implementation)|after\s*:)|✅|✔", re.IGNORECASE)
+_REJECT_COMMENT = re.compile(r"❌|\bdon'?t (do|use) (this|it)\b|\bdo not (do|use) (this|it)\b|anti-?pattern|"
+                             r"\b(wrong|bad|buggy|broken|insecure|naive|vulnerable|old)\s+(version|way|code|"
+                             r"implementation|example)\b|\b(before|original)\s*:|\bdon'?t do this\b", re.IGNORECASE)
+
+
+def block_rejected(lead: str, code: str) -> bool:
+    """Whether the answer rejects this block: its lead-in prose or its own comments say not to use it."""
+    comments = [line.split("#", 1)[1] for line in code.splitlines() if "#" in line and not line.lstrip().startswith("#!")]
+    leading = []
+    for line in code.splitlines():
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("#"):
+            break
+        leading.append(line.lstrip().lstrip("#!").strip())
+    if any("❌" in c for c in comments) or any(_REJECT_COMMENT.search(c) for c in leading):
+        return True
+    for paragraph in reversed(lead.split("\n\n")):
+        reject = [m.start() for m in _REJECT.finditer(paragraph)]
+        endorse = [m.start() for m in _ENDORSE.finditer(paragraph)]
+        if reject or endorse:
+            return bool(reject) and (not endorse or max(reject) > max(endorse))
+        if _QUOTED_ORIGINAL.search(paragraph):
+            return True
+    return False
+
+
+def bound_names(answer: ParsedAnswer) -> set[str]:
+    """Every name a python block of the answer defines outside a function body (at module level, in any
+    compound statement, a class body) and every function or class name (for telling an assembly gap from a
+    bug: a local variable of another function is no definition)."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(child.name)
+                names.update(inner.name for inner in ast.walk(child) if isinstance(inner, _DEFINITIONS))
+                continue
+            if isinstance(child, ast.ClassDef):
+                names.add(child.name)
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                names.update(a.asname or a.name.split(".")[0] for a in child.names if a.name != "*")
+            visit(child)
+
+    for block in answer.code("python"):
+        tree = _parse(_salvaged(block.code) or "")
+        if tree:
+            visit(tree)
+    return names
 
 
 def defines(answer: ParsedAnswer, name: str) -> bool:
@@ -154,13 +270,59 @@ def _parse(code: str) -> ast.Module | None:
 
 
 def _defined_names(node: ast.stmt) -> list[str]:
+    """The names a top-level statement defines, when it only defines (else none: it is an example)."""
     if isinstance(node, _DEFINITIONS):
         return [node.name]
     if isinstance(node, ast.Assign):
-        return [t.id for t in node.targets if isinstance(t, ast.Name)]
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-        return [node.target.id]
+        return [name for t in node.targets for name in _target_names(t)]
+    if isinstance(node, ast.AnnAssign) and node.value is not None:
+        return _target_names(node.target)
+    if isinstance(node, (ast.Try, ast.If, ast.With)) and _only_binds(node):
+        return sorted(_bound(node))
     return []
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for t in target.elts for name in _target_names(t)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+_QUIET = (ast.Pass, ast.Import, ast.ImportFrom, *_DEFINITIONS)
+
+
+def _only_binds(node: ast.stmt) -> bool:
+    """A compound statement whose bodies only import, define, assign names or pass (or raise/warn, in except)."""
+    bodies = [getattr(node, "body", []), getattr(node, "orelse", []), getattr(node, "finalbody", [])]
+    bodies += [h.body for h in getattr(node, "handlers", [])]
+    if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+        return False  # if __name__ == "__main__": the example, never a definition
+    for body in bodies:
+        for stmt in body:
+            if isinstance(stmt, _QUIET):
+                continue
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _defined_names(stmt):
+                continue
+            if isinstance(stmt, (ast.Try, ast.If, ast.With)) and _only_binds(stmt):
+                continue
+            if isinstance(stmt, ast.Raise) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+                continue
+            return False
+    return bool(_bound(node))
+
+
+def _bound(node: ast.stmt) -> set[str]:
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Import, ast.ImportFrom)):
+            names.update(a.asname or a.name.split(".")[0] for a in sub.names if a.name != "*")
+        elif isinstance(sub, (ast.Assign, ast.AnnAssign, *_DEFINITIONS)) and sub is not node:
+            names.update(_defined_names(sub))
+    return names
 
 
 def _normalised(node: ast.stmt) -> str:
@@ -222,24 +384,45 @@ _ONE_OFF = re.compile(r"^\s*(\$\s+)?(sudo\s+)?(chmod|chown|crontab|mkdir|touch|i
                       r"systemctl|ls|tail|less|vi|vim|nano)\b")
 
 
-def shell_script(answer: ParsedAnswer, name_hint: str | None = None) -> str | None:
+def shell_script(answer: ParsedAnswer, name_hint: str | None = None, stubs: tuple[str, ...] = ()) -> str | None:
     """The answer's shell script, or None when it has none.
 
     A here-document that writes the script (``cat > /opt/fleet/burndown.sh <<'EOF'``) is the script; otherwise
-    the largest shell block that is more than one-off commands and crontab lines.
+    a shell block that is more than one-off commands and crontab lines, ranked: not rejected by the answer
+    ("don't do this:"), then one that CALLS the stub commands (``podctl list``) rather than implementing
+    them (``case "$1" in list)``, a ``podctl()`` function, a here-document writing ``podctl``: a fake for
+    local testing), then one that does not implement a command at all, then one naming the script
+    (``name_hint``) in itself or its lead-in, then a substantial one (5 lines or more); size only breaks ties.
     """
-    written: list[str] = []
-    candidates: list[str] = []
+    written: list[tuple[tuple, str]] = []
+    candidates: list[tuple[tuple, str]] = []
     for block in answer.blocks:
         if block.language not in ("shell", ""):
             continue
         for target, _, _, body in _HEREDOC.findall(block.code):
-            if (name_hint and target.strip("'\"").endswith(name_hint)) or len(body.splitlines()) > 5:
-                written.append(body + "\n")
+            target = target.strip("'\"")
+            if stubs and target.rsplit("/", 1)[-1] in stubs:
+                continue
+            if (name_hint and target.endswith(name_hint)) or len(body.splitlines()) > 5:
+                written.append((_shell_rank(body + "\n", block.lead, name_hint, stubs, target), body + "\n"))
         if block.language == "shell" and not _only_one_offs(block.code):
-            candidates.append(block.code)
+            candidates.append((_shell_rank(block.code, block.lead, name_hint, stubs), block.code))
     pool = written or candidates
-    return max(pool, key=lambda code: len(code.strip())) if pool else None
+    return max(pool, key=lambda item: item[0])[1] if pool else None
+
+
+_DISPATCH = re.compile(r"^\s*case\s+\"?\$\{?(1|@|\*)\b", re.MULTILINE)
+
+
+def _shell_rank(code: str, lead: str, name_hint: str | None, stubs: tuple[str, ...], target: str = "") -> tuple:
+    lines = [line for line in code.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    implements = bool(_DISPATCH.search(code)) or any(
+        re.search(rf"^\s*(function\s+)?{re.escape(stub)}\s*\(\s*\)", code, re.MULTILINE) for stub in stubs)
+    calls = any(re.search(rf"(?<![\w/.-]){re.escape(stub)}\s+\w", line) for stub in stubs for line in lines
+                if not re.match(r"^\s*(echo|printf)\b", line))
+    named = bool(name_hint) and (name_hint in code or name_hint in lead or name_hint in target)
+    return (not block_rejected(lead, code), calls and not implements, not implements, named, len(lines) >= 5,
+            len(code.strip()))
 
 
 def _only_one_offs(code: str) -> bool:

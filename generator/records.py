@@ -172,6 +172,9 @@ class CheckResult(Record):
     detail: str = Field("", description="One line a reader can verify.")
     duration_ms: float = 0.0
     score: float | None = Field(None, description="Fraction of the check's tests or scenarios that pass.")
+    doubt: str | None = Field(None, description="Why this executed result cannot make a verdict objectively clear "
+                                                "(the answer's own candidate definitions behave differently, or a "
+                                                "name it defines was missing from the assembled program).")
     isolation: str | None = Field(None, description="For python and shell checks, the sandbox's one-line summary "
                                   "of how the answer's code was isolated (part of the evidence); None for static checks.")
 

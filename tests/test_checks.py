@@ -329,7 +329,7 @@ exit 0
 def shell_spec(**expect):
     return dict(type="shell", stubs={"podctl": STUB}, writable_dirs=["/var/log"], log_file="/var/log/x.log",
                 scenarios=[{"name": "stops both", "expect": {"exit": "zero", "stop_calls": ["pod-a", "pod-b"],
-                                                              "logged": ["pod-a"]}},
+                                                              "logged": ["pod-a", "pod-b"]}},
                            {"name": "listing fails", "env": {"FAIL": "1"}, "expect": {"exit": "nonzero"}}])
 
 
@@ -498,3 +498,164 @@ def test_program_salvages_blocks_with_shell_lines_or_repl_prompts():
                    + fenced("python", ">>> def g():\n...     return 1\n>>> g()\n1"), None)
     assert code is not None and "def f" in code and "def g():\n    return 1" in code
     assert "def f" in program(fenced("python", "$ pip install x\ndef f():\n    return 1"), "f")
+
+
+# ----------------------------------------------------------------- held-out shapes (issue 10, second round)
+
+ADD_ONE = "import answer\n\ndef test_add():\n    assert answer.add(2, 3) == 5\n"
+ADD = dict(type="python", function="add", code=ADD_ONE)
+
+
+@pytest.mark.parametrize("lead", [
+    "For contrast, the version you often see — **don't do this**:",
+    "## ⚠️ A tempting version that is still wrong\n\nIt looks shorter:",
+    "Before:",
+    "For reference, the original function was:",
+])
+def test_a_definition_the_answer_rejects_is_not_graded_even_when_last(lead):
+    answer = ("Here is the fix:\n\n" + fenced("python", "def add(a, b):\n    return a + b")
+              + f"\n{lead}\n\n" + fenced("python", "def add(a, b):\n    return a - b"))
+    result = check(answer, **ADD)
+    assert (result.status, result.doubt) == ("pass", None)
+    assert "rejects" in python_program(parse_answer(answer), None, "add").note
+
+
+def test_a_cross_in_its_comments_rejects_a_block_and_an_endorsement_wins_back():
+    answer = (fenced("python", "def add(a, b):\n    return a + b")
+              + "\n" + fenced("python", "def add(a, b):\n    return a - b  # ❌ wrong"))
+    assert check(answer, **ADD).passed
+    answer = ("The original code was wrong. Here is the fixed version:\n\n" + fenced("python", "def add(a, b):\n    return a + b"))
+    assert check(answer, **ADD).passed
+
+
+def test_unclear_choice_between_different_definitions_is_graded_but_never_clear():
+    # Two definitions, nothing tells them apart: the last is graded, and the result says it is not certain.
+    answer = fenced("python", "def add(a, b):\n    return a + b") + "\nOr:\n\n" + fenced("python", "def add(a, b):\n    return a * b")
+    result = check(answer, **ADD)
+    assert result.status == "fail" and "2 definitions of add that behave differently" in result.doubt
+    same = fenced("python", "def add(a, b):\n    return a + b") + "\nOr:\n\n" + fenced("python", "def add(x, y):\n    return y + x")
+    assert check(same, **ADD).doubt is None  # they agree: nothing to doubt
+
+
+@pytest.mark.parametrize("code", [
+    "_A, _B = 2, 3\n\ndef add(a, b):\n    return a + b + _A - _B + 1",
+    "[_A, *_B] = [2, 3]\n\ndef add(a, b):\n    return a + b + _A - _B[0] + 1",
+    "_A: int = 1\n\ndef add(a, b):\n    return a + b + _A - 1",
+    "try:\n    from math import fsum as _sum\nexcept ImportError:\n    _sum = sum\n\ndef add(a, b):\n    return int(_sum([a, b]))",
+    "import sys\nif sys.version_info >= (3, 8):\n    _ONE = 1\nelse:\n    _ONE = 1\n\ndef add(a, b):\n    return a + b + _ONE - 1",
+    "import contextlib\nwith contextlib.suppress(ImportError):\n    from operator import add as _add\n\ndef add(a, b):\n    return _add(a, b)",
+])
+def test_names_bound_at_top_level_in_unusual_forms_are_kept(code):
+    result = check(fenced("python", code) + "\n" + fenced("python", "print(add(1, 2))"), **ADD)
+    assert result.passed, result.detail
+
+
+def test_a_main_guard_or_a_block_that_runs_code_stays_out():
+    code = "def add(a, b):\n    return a + b\n\nif __name__ == '__main__':\n    raise SystemExit(add(1, 2))\n\ntry:\n    print(add(1, 1))\nexcept Exception:\n    pass"
+    program = python_program(parse_answer(fenced("python", code)), None, "add")
+    assert "__main__" not in program.code and "print" not in program.code
+
+
+def test_a_name_error_on_a_name_the_answer_defines_is_a_doubt():
+    # _K is bound by a top-level loop, which the assembly leaves out (it runs code): NameError in the tests.
+    code = "for _K in range(1):\n    print(_K)\n\ndef add(a, b):\n    return a + b + _K"
+    result = check(fenced("python", code), **ADD)
+    assert result.status == "fail" and "NameError on _K, which the answer defines" in result.doubt
+    local = "def helper():\n    _K = 0\n    return _K\n\ndef add(a, b):\n    return a + b + _K"
+    assert check(fenced("python", local), **ADD).doubt is None  # another function's local is no definition
+
+
+def test_standard_library_only_reads_the_assembled_program():
+    spec = dict(type="imports", function="add")
+    flask_example = fenced("python", "import math\n\ndef add(a, b):\n    return math.fsum([a, b])") + \
+        "\nWiring it into Flask, only as an example:\n\n" + fenced("python", "from flask import Flask\napp = Flask(__name__)\n\n@app.post('/')\ndef hook():\n    return str(add(1, 2))")
+    result = check(flask_example, **spec)
+    assert (result.passed, result.name) == (True, "standard library only")
+    uses_requests = fenced("python", "import requests\n\ndef add(a, b):\n    return requests.post(a, b)")
+    result = check(uses_requests, **spec)
+    assert (result.passed, result.detail) == (False, "the answer's program imports requests, outside the standard library")
+
+
+def test_negation_aware_regex_ignores_a_denied_claim():
+    spec = dict(type="regex", pattern=r"\bcharacters?\b[^.]{0,40}\bpuppets?\b[^.]{0,30}\baccounts?\b", flags=["IGNORECASE"],
+                expect=False, negation_aware=True, **{"in": "prose"})
+    assert check("A Character never puppets an Account; an Account puppets a Character.\n", **spec).passed
+    assert not check("Each Character puppets an Account.\n", **spec).passed
+
+
+# Shell: the block that CALLS the stubs is the script, not a longer fake of them written for local testing.
+FAKE_PODCTL = """#!/usr/bin/env bash
+# fake podctl for trying the script locally
+case "${1:-}" in
+  list)
+    echo pod-a
+    echo pod-b
+    echo pod-c
+    ;;
+  stop)
+    echo "stopped $2"
+    ;;
+  *)
+    echo "usage: podctl {list|stop}" >&2
+    exit 2
+    ;;
+esac
+"""
+
+
+def test_shell_script_is_the_block_calling_the_stubs_not_a_longer_fake_of_them():
+    from generator.program import shell_script
+    script = "set -uo pipefail\nids=$(podctl list) || exit 1\nfor id in $ids; do podctl stop \"$id\"; done\n"
+    answer = parse_answer("Save as /opt/x/run.sh:\n\n" + fenced("bash", script) + "\nTo try it:\n\n" + fenced("bash", FAKE_PODCTL))
+    assert shell_script(answer, "run.sh", ("podctl",)).startswith("set -uo pipefail")
+    assert shell_script(answer).startswith("set -uo pipefail")  # even without knowing the stubs: it dispatches on $1
+
+
+def test_shell_log_set_is_exact_no_line_for_a_failed_stop():
+    spec = dict(type="shell", stubs={"podctl": STUB + ""}, writable_dirs=["/var/log"], log_file="/var/log/x.log",
+                scenarios=[{"name": "b fails", "env": {"FAIL_STOP": "pod-b"},
+                            "expect": {"exit": "nonzero", "stop_calls": ["pod-a", "pod-b"], "logged": ["pod-a"]}}])
+    spec["stubs"]["podctl"] = STUB.replace("exit 0\n", '[ "$1" = stop ] && [ "$2" = "$FAIL_STOP" ] && exit 1\nexit 0\n')
+    logs_first = fenced("bash", """
+        rc=0
+        for id in $(podctl list); do
+          echo "$(date -u +%FT%T) $id" >>/var/log/x.log
+          podctl stop "$id" || rc=1
+        done
+        exit $rc
+    """)
+    result = check(logs_first, **spec)
+    assert result.status == "fail" and "pod-b was not stopped, yet /var/log/x.log has a line for it" in result.detail
+    logs_failure_as_failure = logs_first.replace('echo "$(date -u +%FT%T) $id" >>/var/log/x.log\n  podctl stop "$id" || rc=1',
+                                                 'if podctl stop "$id"; then echo "$(date -u +%FT%T) $id" >>/var/log/x.log; '
+                                                 'else rc=1; echo "$(date -u +%FT%T) FAILED $id" >>/var/log/x.log; fi')
+    assert check(logs_failure_as_failure, **spec).passed
+
+
+@pytest.mark.parametrize("given, passes", [
+    ("Run `sudo crontab -e` and add:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", False),
+    ("Put this in /etc/cron.d/fleet:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", True),
+    ("Add to /etc/crontab:\n\n```\n*/15 * * * * fleet /opt/fleet/burndown.sh\n```\n", True),
+    ("```\n*/15 * * * * bash /opt/fleet/burndown.sh\n```\n", True),
+])
+def test_a_user_field_is_accepted_only_in_a_system_crontab(given, passes):
+    result = check(given, **EVERY_15)
+    assert result.passed == passes, result.detail
+    if not passes:
+        assert '"root" is a user field' in result.detail
+
+
+@pytest.mark.parametrize("lead, rejected", [
+    ("For contrast, this is the version you often see — **don't do this**:", True),
+    ("## ⚠️ A tempting \"fix\" that is still wrong\n\nIt looks faster:", True),
+    ("The naive version looks like this:", True),
+    ("For reference, the original function was:", True),
+    ("Here is the fixed version of the original function:", False),
+    ("The original code had three bugs. Here is the corrected version:", False),
+    ("To avoid the race, the script takes a lock:", False),
+    ("Don't forget to make it executable:", False),
+    ("It checks the signature before any parsing.", False),
+])
+def test_what_counts_as_the_answer_rejecting_a_block(lead, rejected):
+    from generator.program import block_rejected
+    assert block_rejected(lead, "x = 1\n") == rejected

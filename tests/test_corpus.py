@@ -3,7 +3,10 @@ seatings, through the whole pipeline: `bench run` against the fake Ollama server
 the verdicts read back from docs/results.json.
 
 Rules (expected.yaml grades each answer good or weak):
-- good vs weak: the good answer wins;
+- good vs weak: the good answer wins; except that a weak answer marked `separable_without_judge: false` (its
+  defect is a fluent invention in prose that only the model-graded rubric can see, with `needs_judge_why`
+  saying why) may instead end as a tie whose reason says a judge is needed; it never wins. The corpus runs
+  without a judge; such exemptions are few (at most MAX_NEEDS_JUDGE per task) and each is justified;
 - good vs good: never "objectively clear" (a tie or a weak-evidence winner is fine);
 - weak vs weak: no constraint, so not run.
 
@@ -34,11 +37,23 @@ HERE = Path(__file__).parent
 CORPUS = HERE / "answers"
 TASKS = {t["id"]: t for t in yaml.safe_load((HERE.parent / "benchmark.yaml").read_text(encoding="utf-8"))["tasks"]}
 MARKER = re.compile(r"\(corpus pair (\d+)\)\s*$")
+MAX_NEEDS_JUDGE = 3
+NEEDS_JUDGE = "a judge is needed"
+
+
+def _expected(task_id: str) -> dict[str, dict]:
+    expected = yaml.safe_load((CORPUS / task_id / "expected.yaml").read_text(encoding="utf-8"))["answers"]
+    return {name: entry for name, entry in expected.items() if (CORPUS / task_id / name).exists()}
 
 
 def _grades(task_id: str) -> dict[str, str]:
-    expected = yaml.safe_load((CORPUS / task_id / "expected.yaml").read_text(encoding="utf-8"))["answers"]
-    return {name: entry["grade"] for name, entry in expected.items() if (CORPUS / task_id / name).exists()}
+    return {name: entry["grade"] for name, entry in _expected(task_id).items()}
+
+
+def _needs_judge(task_id: str) -> set[str]:
+    """Weak answers only a judge can separate from a good one (see the module's rules)."""
+    return {name for name, entry in _expected(task_id).items() if entry.get("separable_without_judge") is False}
+
 
 
 def _pairs(grades: dict[str, str]) -> list[tuple[str, str]]:
@@ -71,17 +86,29 @@ def test_corpus_verdicts(task_id, isolated):
     assert bench_cli("render", "--config", str(path)) == 0
     verdicts = {t["id"]: t for t in json.loads((isolated / "docs" / "results.json").read_text())["tasks"]}
 
+    needs_judge = _needs_judge(task_id)
     wrong, clear = [], []
     for i, (a, b) in enumerate(pairs):
         verdict = verdicts[f"{task_id}-{i}"]
-        if grades[a] == "good" and grades[b] == "weak" and verdict["winner"] != "big-brain":
-            wrong.append(f"{a} (good) vs {b}: {verdict['winner']}: {verdict['reason'][:300]}")
-        if grades[a] == "weak" and grades[b] == "good" and verdict["winner"] != "local":
-            wrong.append(f"{b} (good) vs {a}: {verdict['winner']}: {verdict['reason'][:300]}")
+        for good, weak, seat in ((a, b, "big-brain"), (b, a, "local")):
+            if grades[good] != "good" or grades[weak] != "weak" or verdict["winner"] == seat:
+                continue
+            if weak in needs_judge and verdict["winner"] == "tie" and NEEDS_JUDGE in verdict["reason"]:
+                continue  # honest: without a judge nothing can tell them apart, and the page says so
+            wrong.append(f"{good} (good) vs {weak}: {verdict['winner']}: {verdict['reason'][:300]}")
         if grades[a] == grades[b] == "good" and verdict["objectively_clear"]:
             clear.append(f"{a} vs {b}: {verdict['reason'][:300]}")
     assert (wrong, clear) == ([], []), f"{len(wrong)} wrong winners, {len(clear)} false objectively clear"
     assert len(pairs) >= 2 * sum(g == "good" for g in grades.values())
+
+
+@pytest.mark.parametrize("task_id", _corpus_tasks())
+def test_needs_a_judge_exemptions_are_few_and_justified(task_id):
+    expected = _expected(task_id)
+    exempt = _needs_judge(task_id)
+    assert len(exempt) <= MAX_NEEDS_JUDGE, sorted(exempt)
+    for name in exempt:
+        assert expected[name]["grade"] == "weak" and len(expected[name].get("needs_judge_why", "")) > 40, name
 
 
 def _check_each_answer_once(bench: config.Benchmark, texts: dict[str, str], cache_dir: Path) -> None:

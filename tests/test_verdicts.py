@@ -336,3 +336,25 @@ def test_without_a_judge_a_rubric_is_not_scored_and_never_decides(server, isolat
     result = task.cell("local").checks[0]
     assert (result.status, result.detail) == ("error", "not scored: no judge model (set `judge:` in benchmark.yaml)")
     assert task.verdict.winner == "tie" and task.cell("local").score is None
+
+
+def test_a_doubtful_executed_result_still_decides_but_is_never_objectively_clear():
+    bench = _bench()
+    a = _cell("a", "x", [(False, True, "python")])
+    b = _cell("b", "y", [(True, True, "python")])
+    a.checks[0] = a.checks[0].model_copy(update={"doubt": "the answer gives 2 definitions of f that behave differently"})
+    verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
+    assert (verdict.winner, verdict.evidence, verdict.objectively_clear) == ("b", "tests", False)
+    assert "not certain: the answer gives 2 definitions" in verdict.reason
+
+
+def test_without_a_judge_an_unscored_rubric_tie_says_a_judge_is_needed():
+    text = ("title: T\nmodels: [{id: a, model: m1}, {id: b, model: m2}]\n"
+            "tasks: [{id: t, title: T, prompt: p, checks: [{type: contains, value: x}, "
+            "{type: rubric, must_not: [It invents a scripting language.]}]}]\n")
+    bench = config.parse(text, "b.yaml", {})
+    a = _cell("a", "x", [(True, False, "contains"), ("error", True, "rubric")])
+    b = _cell("b", "x", [(True, False, "contains"), ("error", True, "rubric")])
+    verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
+    assert verdict.winner == "tie" and "no judge configured" in verdict.reason
+    assert "a judge is needed to tell these answers apart" in verdict.reason
