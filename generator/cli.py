@@ -143,6 +143,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     bench = _load(args)
     checks = sum(len(t.checks) for t in bench.tasks)
     out.print(f"{args.config}: ok ({len(bench.models)} models, {len(bench.tasks)} tasks, {checks} checks)")
+    for warning in bench.option_warnings():
+        err.print(f"warning: {warning}", markup=False)
     return 0
 
 

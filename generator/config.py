@@ -74,7 +74,16 @@ class ModelSpec(Schema):
         "ollama", description="ollama: an Ollama server; openai: any OpenAI-compatible chat completions API."
     )
     model: str = Field(min_length=1, description="The provider's model tag, e.g. gemma3:27b.")
-    host: str = Field("http://localhost:11434", min_length=1, description="Base URL of an Ollama server.")
+    host: str = Field(
+        "http://localhost:11434", min_length=1,
+        description="Ollama server, written as the ollama client accepts it: http://host:11434, host:11434, "
+                    "0.0.0.0:11434 (no scheme means http, no port means 11434).",
+    )
+    machine: str | None = Field(
+        None, min_length=1,
+        description="Machine this model runs on. Models on one machine are called one at a time (they share its "
+                    "cores); by default hosts that resolve to the same address share a machine.",
+    )
     base_url: str | None = Field(None, description="openai: base URL of the API, e.g. https://api.example.com/v1.")
     api_key_env: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -107,14 +116,71 @@ class ModelSpec(Schema):
         # "Bearer ${TOKEN:-}" with no token set must send no header rather than an empty credential.
         return {k: val for k, val in v.items() if val.strip() and val.strip().lower() not in ("bearer", "basic")}
 
-    @field_validator("host", "base_url")
+    @field_validator("host")
     @classmethod
-    def _host_is_url(cls, v: str | None) -> str | None:
+    def _ollama_host(cls, v: str) -> str:
+        return ollama_host(v)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
         if v is None:
             return v
         if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError(f"expected a URL like http://host:11434, received {v!r}")
+            raise ValueError(f"expected a URL like http://host:8000/v1, received {v!r}")
         return v.rstrip("/")
+
+    def dropped_options(self, names: set[str]) -> list[str]:
+        """One warning per option in ``names`` this model's provider cannot pass (shown by `bench validate`)."""
+        if self.provider == "ollama":
+            return []
+        notes = []
+        if self.think is not None:
+            notes.append(f"models.{self.id}: think cannot be passed through the OpenAI API and is not sent (nor "
+                         f"part of the cache key); whether the model thinks is the server's setting")
+        for name in sorted(names - OPENAI_OPTIONS):
+            if name in OPENAI_EXTRA_OPTIONS:
+                notes.append(f"models.{self.id}: {name} is sent only to llama.cpp and vLLM servers (recognised when "
+                             f"the run starts); another OpenAI-compatible server does not get it")
+            else:
+                notes.append(f"models.{self.id}: {name} cannot be passed through the OpenAI API and is not sent "
+                             f"(nor part of the cache key); set it on the server (llama.cpp: --ctx-size)")
+        return notes
+
+
+# What the OpenAI-compatible provider sends: the chat completions parameters, and three sampling fields that
+# llama.cpp (tools/server/server-task.cpp, params_from_json_cmpl) and vLLM (vllm/entrypoints/openai/protocol.py)
+# accept as extra body fields. num_ctx is a server setting there, so it is left out of the request and the key.
+OPENAI_OPTIONS = {"temperature", "seed", "num_predict", "top_p", "stop"}
+OPENAI_EXTRA_OPTIONS = {"top_k", "min_p", "repeat_penalty"}
+
+
+def ollama_host(text: str) -> str:
+    """A host as the ollama client reads it (ollama-python _client.py _parse_host), or ValueError.
+
+    ``localhost:11434`` and ``0.0.0.0:11434`` (how OLLAMA_HOST is often set) are accepted; a scheme-less host
+    means http and port 11434. ``user:password@`` is refused: the client drops it, so it would never be sent.
+    """
+    from urllib.parse import urlsplit
+
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+    if scheme not in ("http", "https") or not rest or re.search(r"\s", rest):
+        raise ValueError(f"expected a host like http://host:11434 or host:11434, received {text!r}")
+    if "@" in rest.split("/", 1)[0]:
+        raise ValueError("a user:password@ in the host is dropped by the ollama client and would never be sent; "
+                         "use headers: {Authorization: ...} instead")
+    try:
+        split = urlsplit(f"{scheme}://{rest}")
+        port = split.port or (11434 if not sep else 443 if scheme == "https" else 80)
+    except ValueError as e:
+        raise ValueError(f"expected a host like http://host:11434, received {text!r} ({e})") from None
+    host = split.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    path = split.path.strip("/")
+    return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "")
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -359,6 +425,16 @@ class Benchmark(Schema):
 
     def options_for(self, model: ModelSpec, task: TaskSpec) -> Options:
         return self.defaults.options.merged(model.options).merged(task.options)
+
+    def option_warnings(self) -> list[str]:
+        """Options set for a model that its provider cannot pass, one line each."""
+        notes = []
+        for model in self.models:
+            names = set(self.defaults.options.merged(model.options).model_dump(exclude_none=True))
+            for task in self.tasks:
+                names |= set(self.options_for(model, task).model_dump(exclude_none=True))
+            notes += model.dropped_options(names)
+        return notes
 
     def timeout_for(self, model: ModelSpec) -> float:
         return model.timeout_s or self.defaults.timeout_s

@@ -1,8 +1,9 @@
 """Stage 2, plan: the cells (task, model), each with its cache key and whether the cache holds its answer.
 
 The cache key hashes exactly what determines the answer: the model entry's id, provider kind and tag, the
-system prompt, the messages, the options and the think flag. It leaves out the host (a rented GPU's URL
-changes with every pod), the titles, the timeout and every other task.
+system prompt, the messages, the options the provider can send (an OpenAI-compatible API has no num_ctx) and
+the think flag. It leaves out the host (a rented GPU's URL changes with every pod), the titles, the timeout
+and every other task.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec, TaskSpec
-from .providers import Request
+from .providers import Request, passable_options
 from .records import Cell, sha256
 
 KEY_VERSION = 1
@@ -19,8 +20,10 @@ KEY_VERSION = 1
 
 def request_for(bench: Benchmark, model: ModelSpec, task: TaskSpec) -> Request:
     """The request sent for one cell."""
-    options = bench.options_for(model, task).model_dump(exclude_none=True)
-    return Request(model=model.model, prompt=task.prompt, system=task.system, options=options, think=model.think)
+    options = passable_options(model.provider, bench.options_for(model, task).model_dump(exclude_none=True))
+    # The OpenAI API has no think flag: the server decides, so it is neither sent nor in the key.
+    think = model.think if model.provider == "ollama" else None
+    return Request(model=model.model, prompt=task.prompt, system=task.system, options=options, think=think)
 
 
 def cache_key(model: ModelSpec, request: Request) -> str:

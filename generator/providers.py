@@ -2,6 +2,8 @@
 
 A provider answers three questions: what is this model on the server (probe), load it (warm_up), and
 answer one request (complete). Every failure leaves as a ProviderError with a one-line reason.
+The clients (ollama, openai, httpx) are imported by the provider that needs them, so a run that calls no
+model, and every other command, does not pay for them.
 """
 
 from __future__ import annotations
@@ -9,16 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import ollama
 from pydantic import ValidationError
 
-from .config import ModelSpec
+from .config import OPENAI_EXTRA_OPTIONS, OPENAI_OPTIONS, ModelSpec
 from .errors import ProviderError
 from .records import Completion, ModelDetails
 from .safety import CrossOriginRedirect, request_guard
@@ -38,6 +39,21 @@ class Request:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + [{"role": "user", "content": self.prompt}]
 
+    def load_options(self) -> dict[str, Any]:
+        """The options that decide how the model is loaded: Ollama reloads a model when these change
+        (ollama/ollama api/types.go Runner options; server/sched.go needsReload)."""
+        return {k: v for k, v in self.options.items() if k in LOAD_OPTIONS}
+
+
+LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+
+
+def passable_options(provider: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options a provider kind can send; the others are neither sent nor part of the cache key."""
+    if provider == "openai":
+        return {k: v for k, v in options.items() if k in OPENAI_OPTIONS | OPENAI_EXTRA_OPTIONS}
+    return dict(options)
+
 
 class Provider(ABC):
     """One model server. Implementations raise ProviderError and nothing else."""
@@ -47,8 +63,17 @@ class Provider(ABC):
         """What the server knows about ``model``; ProviderError(kind='not_found') when it lacks it."""
 
     @abstractmethod
-    def warm_up(self, model: str) -> float:
-        """Load ``model`` without generating; returns the wall time in ms."""
+    def warm_up(self, model: str, load_options: dict[str, Any] | None = None) -> float:
+        """Load ``model`` with the load-time options of the calls that follow, without generating; returns the
+        wall time in ms."""
+
+    def placement(self, model: str) -> dict[str, int]:
+        """Where the loaded model sits: context_length, size_bytes, vram_bytes (those the server reports)."""
+        return {}
+
+    def unsent(self, request: Request) -> list[str]:
+        """Names of the request's options this server will not get (known after probe)."""
+        return []
 
     @abstractmethod
     def complete(self, request: Request) -> Completion:
@@ -95,10 +120,39 @@ class _Stream:
         return round((time.perf_counter() - self.start) * 1000, 3)
 
 
+_tls_lock = threading.Lock()
+_tls: list[Any] = []
+
+
+def _tls_context() -> Any:
+    """One TLS context for every client of a run: building one (loading the CA bundle) takes 20-40 ms, paid
+    otherwise by each model before its first call."""
+    with _tls_lock:
+        if not _tls:
+            import httpx
+
+            _tls.append(httpx.create_ssl_context())
+        return _tls[0]
+
+
+def _same_tag(wanted: str, served: str) -> bool:
+    """Ollama matches names case-insensitively (types/model/name.go, EqualFold) and fills in the defaults:
+    gemma3 is registry.ollama.ai/library/gemma3:latest."""
+    def norm(tag: str) -> str:
+        tag = tag.lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
+        return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
+
+    return norm(wanted) == norm(served)
+
+
 class OllamaProvider(Provider):
     """A model behind an Ollama server, through the official ``ollama`` client."""
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
+        import httpx
+        import ollama
+
+        self.spec = spec
         self.host = spec.host
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
@@ -108,20 +162,26 @@ class OllamaProvider(Provider):
         guard = request_guard(spec.host, shown_host=redact_url(spec.host),
                               send_authorization=any(k.lower() == "authorization" for k in spec.headers))
         self._client = ollama.Client(host=spec.host, headers=spec.headers or None, timeout=timeout,
-                                     event_hooks={"request": [guard]})
+                                     event_hooks={"request": [guard]}, verify=_tls_context())
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
             # The client has no call for /api/version; its raw request keeps the same error handling.
             version = self._client._request_raw("GET", "/api/version").json().get("version")
             tags = self._client.list()
-            entry = next((m for m in tags.models if m.model in (model, f"{model}:latest")), None)
+            entry = next((m for m in tags.models if _same_tag(model, m.model or "")), None)
             if entry is None:
                 raise ProviderError(
                     f"model {model} is not on {redact_url(self.host)}: run 'ollama pull {model}' there",
                     kind="not_found",
                 )
-            shown = self._client.show(model)
+            shown = self._client.show(entry.model)
+        capabilities = list(shown.capabilities) if shown.capabilities is not None else None
+        if self.spec.think and capabilities is not None and "thinking" not in capabilities:
+            # Asked anyway, Ollama answers HTTP 400 '"<model>" does not support thinking' (server/routes.go).
+            raise ProviderError(
+                f"{model} does not support thinking (its capabilities: {', '.join(capabilities) or 'none'}); "
+                f"remove think: true from model {self.spec.id} or choose a thinking model", kind="unsupported")
         details = shown.details or entry.details
         return ModelDetails(
             digest=entry.digest,
@@ -130,13 +190,29 @@ class OllamaProvider(Provider):
             quantization_level=details.quantization_level if details else None,
             format=details.format if details else None,
             server_version=version,
+            server="ollama",
+            capabilities=capabilities,
         )
 
-    def warm_up(self, model: str) -> float:
+    def warm_up(self, model: str, load_options: dict[str, Any] | None = None) -> float:
         start = time.perf_counter()
         with self._errors(model):
-            self._client.generate(model=model, prompt="")  # an empty prompt only loads the model
+            # An empty prompt only loads the model (the reply has done_reason "load" and no durations,
+            # server/routes.go). It must carry the timed calls' load options, or their first call reloads it.
+            self._client.generate(model=model, prompt="", options=load_options or None)
         return round((time.perf_counter() - start) * 1000, 3)
+
+    def placement(self, model: str) -> dict[str, int]:
+        try:
+            with self._errors(model):
+                running = self._client.ps().models
+        except ProviderError:
+            return {}  # /api/ps is informative only
+        entry = next((m for m in running if _same_tag(model, m.model or m.name or "")), None)
+        if entry is None:
+            return {}
+        found = {"context_length": entry.context_length, "size_bytes": entry.size, "vram_bytes": entry.size_vram}
+        return {k: int(v) for k, v in found.items() if v is not None}
 
     def complete(self, request: Request) -> Completion:
         clock = _Stream(self.timeout_s, self.max_answer_chars)
@@ -156,7 +232,8 @@ class OllamaProvider(Provider):
                 stream.close()
         if final is None:
             raise ProviderError("the stream ended before the answer was complete (no done message)", kind="cut")
-        eval_ms = _ms(final.eval_duration)
+        eval_ms = _ms(final.eval_duration)  # durations are nanoseconds (api/types.go)
+        rate = round(final.eval_count / (eval_ms / 1000), 2) if final.eval_count and eval_ms else None
         return Completion(
             text="".join(text),
             thinking="".join(thinking),
@@ -169,26 +246,45 @@ class OllamaProvider(Provider):
             eval_ms=eval_ms,
             prompt_eval_count=final.prompt_eval_count,
             eval_count=final.eval_count,
-            tokens_per_s=round(final.eval_count / (eval_ms / 1000), 2) if final.eval_count and eval_ms else None,
+            tokens_per_s=rate,
+            tokens_per_s_source="server" if rate is not None else None,
         )
 
     def _errors(self, model: str) -> _ErrorMap:
         return _OllamaErrors(redact_url(self.host), model, self.timeout_s)
 
 
-class OpenAIProvider(Provider):
-    """A model behind any OpenAI-compatible chat completions API (vLLM, llama.cpp, a cloud), via ``openai``."""
+def _server_kind(owners: set[str]) -> str | None:
+    """Which server answers /v1/models: llama.cpp says owned_by "llamacpp" (tools/server/server.cpp, now
+    server-context.cpp), vLLM "vllm", Ollama the model's namespace ("library", openai/openai.go), OpenAI's
+    own API "openai" or "system"."""
+    if "llamacpp" in owners:
+        return "llama.cpp"
+    if "vllm" in owners:
+        return "vllm"
+    if "library" in owners:
+        return "ollama"
+    if owners & {"openai", "system", "openai-internal"}:
+        return "openai"
+    return None
 
-    # Our option names → the chat completions parameters that mean the same.
-    OPTION_NAMES = {"temperature": "temperature", "seed": "seed", "num_predict": "max_tokens", "top_p": "top_p",
-                    "stop": "stop"}
+
+class OpenAIProvider(Provider):
+    """A model behind any OpenAI-compatible chat completions API (vLLM, llama.cpp, a cloud), via ``openai``.
+
+    What is sent depends on the server the probe recognises: top_k, min_p and repeat_penalty go as extra body
+    fields to llama.cpp and vLLM only (a cloud API rejects unknown fields); llama.cpp also gets
+    ``cache_prompt: false`` so that every call evaluates its whole prompt and TTFT is comparable.
+    """
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
         import openai  # imported here: it takes half a second, and most runs never reach such a model
 
+        self.spec = spec
         self.host = spec.host
         self.timeout_s = timeout_s
         self.max_answer_chars = max_answer_chars
+        self.server: str | None = None  # set by probe
         key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
         guard = request_guard(spec.host, shown_host=redact_url(spec.host), send_authorization=True)
         self._client = openai.OpenAI(base_url=spec.host, api_key=key or "unset", timeout=timeout_s, max_retries=0,
@@ -197,20 +293,63 @@ class OpenAIProvider(Provider):
 
     def probe(self, model: str) -> ModelDetails:
         with self._errors(model):
-            ids = [m.id for m in self._client.models.list()]
-        if model not in ids:
+            page = self._client.models.list()
+            entries = list(page.data)
+        ids = [m.id for m in entries]
+        self.server = _server_kind({str(getattr(m, "owned_by", "")) for m in entries})
+        entry = next((m for m in entries if _same_tag(model, m.id)), None)
+        if entry is None:
+            if self.server == "llama.cpp":
+                # llama.cpp would answer any name with its one model; a name it does not serve is a mistake here.
+                raise ProviderError(f"model {model} is not loaded at {redact_url(self.host)}: that llama.cpp server "
+                                    f"serves {', '.join(ids)} only", kind="not_found")
             raise ProviderError(f"model {model} is not served at {redact_url(self.host)} (it lists {len(ids)} others)",
                                 kind="not_found")
-        return ModelDetails()
+        meta = (entry.model_extra or {}).get("meta") or {}
+        return ModelDetails(
+            server=self.server,
+            context_length=meta.get("n_ctx"),
+            parameter_size=_count(meta.get("n_params")),
+            quantization_level=meta.get("ftype"),
+            format="gguf" if self.server == "llama.cpp" else None,
+        )
 
-    def warm_up(self, model: str) -> float:
+    def warm_up(self, model: str, load_options: dict[str, Any] | None = None) -> float:
         return 0.0  # the API has no load-only request; the first call's latency may include a load
 
+    def unsent(self, request: Request) -> list[str]:
+        if self.server in ("llama.cpp", "vllm"):
+            return []
+        return sorted(set(request.options) & OPENAI_EXTRA_OPTIONS)
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for name, value in request.options.items():
+            if name == "num_predict":
+                if value > 0:  # -1 (no limit) and -2 (fill the context) mean: send no max_tokens
+                    # OpenAI's own API refuses max_tokens for its reasoning (o-series) models and takes
+                    # max_completion_tokens from every chat model.
+                    params["max_completion_tokens" if self.server == "openai" else "max_tokens"] = value
+            elif name in OPENAI_OPTIONS:
+                params[name] = value
+            elif name in OPENAI_EXTRA_OPTIONS and self.server in ("llama.cpp", "vllm"):
+                # vLLM names the repeat penalty repetition_penalty (vllm/entrypoints/openai/protocol.py).
+                extra["repetition_penalty" if name == "repeat_penalty" and self.server == "vllm" else name] = value
+        if self.server == "llama.cpp":
+            # llama.cpp reuses the KV cache of an earlier request with the same prefix (cache_n > 0), which
+            # shortens the TTFT of later calls (tools/server/README.md, cache_prompt).
+            extra["cache_prompt"] = False
+        if extra:
+            params["extra_body"] = extra
+        return params
+
     def complete(self, request: Request) -> Completion:
-        params = {self.OPTION_NAMES[k]: v for k, v in request.options.items() if k in self.OPTION_NAMES}
+        params = self._params(request)
         clock = _Stream(self.timeout_s, self.max_answer_chars)
         text: list[str] = []
-        finish = usage = None
+        thinking: list[str] = []
+        finish = usage = timings = None
         with self._errors(request.model):
             stream = self._client.chat.completions.create(
                 model=request.model, messages=request.messages(), stream=True,
@@ -219,29 +358,61 @@ class OpenAIProvider(Provider):
             try:
                 for chunk in stream:
                     usage = chunk.usage or usage
-                    for choice in chunk.choices[:1]:
-                        text.append(choice.delta.content or "")
+                    # llama.cpp puts its own timings on the last chunk (tools/server/server-task.cpp).
+                    timings = (chunk.model_extra or {}).get("timings") or timings
+                    piece = thought = ""
+                    for choice in chunk.choices[:1]:  # the usage chunk has no choices
+                        piece = choice.delta.content or ""
+                        # Reasoning: delta.reasoning_content (llama.cpp, vLLM) or delta.reasoning (Ollama /v1,
+                        # newer vLLM); it is the model's first output, so it counts for TTFT.
+                        more = choice.delta.model_extra or {}
+                        thought = more.get("reasoning_content") or more.get("reasoning") or ""
                         finish = choice.finish_reason or finish
-                    clock.took(text[-1] if chunk.choices else "")
+                    text.append(piece)
+                    thinking.append(thought)
+                    clock.took(piece, thought)
             finally:
                 stream.close()
         if finish is None:
             raise ProviderError("the stream ended before the answer was complete (no finish_reason)", kind="cut")
         latency = clock.elapsed_ms()
-        tokens = usage.completion_tokens if usage else None
-        generating_s = (latency - (clock.ttft_ms or 0)) / 1000
+        timings = timings if isinstance(timings, dict) else {}
+        tokens = timings.get("predicted_n") or (usage.completion_tokens if usage else None)
+        rate, source = timings.get("predicted_per_second"), "server"
+        if rate is None:
+            generating_s = (latency - (clock.ttft_ms or 0)) / 1000
+            rate, source = (tokens / generating_s, "stream") if tokens and generating_s > 0 else (None, None)
         return Completion(
             text="".join(text),
+            thinking="".join(thinking),
             done_reason=finish,
             latency_ms=latency,
             ttft_ms=clock.ttft_ms,
-            prompt_eval_count=usage.prompt_tokens if usage else None,
+            prompt_eval_ms=_round(timings.get("prompt_ms")),
+            eval_ms=_round(timings.get("predicted_ms")),
+            prompt_eval_count=timings.get("prompt_n", usage.prompt_tokens if usage else None),
             eval_count=tokens,
-            tokens_per_s=round(tokens / generating_s, 2) if tokens and generating_s > 0 else None,
+            tokens_per_s=_round(rate, 2),
+            tokens_per_s_source=source,
+            prompt_cached_count=timings.get("cache_n"),
         )
 
     def _errors(self, model: str) -> _ErrorMap:
         return _OpenAIErrors(redact_url(self.host), model, self.timeout_s)
+
+
+def _round(value: Any, digits: int = 3) -> float | None:
+    return round(float(value), digits) if isinstance(value, (int, float)) else None
+
+
+def _count(n: Any) -> str | None:
+    """134515008 → '134.5M', as Ollama writes parameter sizes."""
+    if not isinstance(n, (int, float)) or n <= 0:
+        return None
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(int(n))
 
 
 # -- turning each client's many exceptions into one reason ------------------------------------------------
@@ -280,6 +451,11 @@ class _ErrorMap:
             return ProviderError(f"HTTP 404 from {host}: {message}; {hint}", kind="not_found")
         if status in (401, 403):
             return ProviderError(f"HTTP {status} from {host}: {message}; {auth_hint}", kind="auth")
+        if status == 524:
+            # Cloudflare's answer after ~100 s in which the origin sent nothing: often a model still loading.
+            # Transient, retried once (Runner._call).
+            return ProviderError(f"HTTP 524 from {host}: the proxy gave up after about 100 s with nothing sent "
+                                 f"(the model may still be loading)", kind="proxy_timeout", transient=True)
         return ProviderError(f"HTTP {status} from {host}: {message}", kind="server", transient=status in (502, 503, 504))
 
     def connection(self, cause: BaseException) -> ProviderError:
@@ -308,6 +484,9 @@ class _OllamaErrors(_ErrorMap):
         return f"run 'ollama pull {self.model}' there"
 
     def reason(self, exc: BaseException) -> ProviderError:
+        import httpx
+        import ollama
+
         if isinstance(exc, ollama.ResponseError):
             error = _one_line(exc.error)
             if exc.status_code == -1:  # an {"error": ...} line in the middle of a stream

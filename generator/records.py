@@ -55,6 +55,12 @@ class ModelDetails(Record):
     quantization_level: Meta | None = Field(None, description="e.g. Q4_K_M")
     format: Meta | None = None
     server_version: Meta | None = Field(None, description="Version the server reports.")
+    server: Meta | None = Field(None, description="Kind of server: ollama, llama.cpp, vllm, or None when unknown.")
+    capabilities: list[Meta] | None = Field(None, description="Ollama /api/show capabilities (thinking, tools, ...).")
+    context_length: int | None = Field(None, description="Context window the loaded model runs with, in tokens.")
+    size_bytes: int | None = Field(None, description="Memory the loaded model takes (Ollama /api/ps size).")
+    vram_bytes: int | None = Field(
+        None, description="Of size_bytes, how much is in GPU memory (/api/ps size_vram); less means partly on CPU.")
     text_replaced: bool = Field(False, description=REPLACED_NOTE)
 
 
@@ -83,7 +89,15 @@ class Completion(Record):
     eval_ms: float | None = None
     prompt_eval_count: int | None = None
     eval_count: int | None = None
-    tokens_per_s: float | None = Field(None, description="eval_count / eval_duration.")
+    tokens_per_s: float | None = Field(
+        None, description="Decode rate: the server's (eval_count / eval_duration, llama.cpp predicted_per_second) "
+                          "when it reports one, else tokens over the streamed time after the first token.")
+    tokens_per_s_source: Literal["server", "stream"] | None = Field(
+        None, description="server: measured by the server; stream: measured here from the stream (includes network).")
+    prompt_cached_count: int | None = Field(
+        None, description="Prompt tokens the server reused from its cache instead of evaluating (llama.cpp cache_n).")
+    machine_busy: bool = Field(
+        False, description="Another call ran on the same machine while this one did (its timings may be slower).")
     digest: Meta | None = Field(None, description="Digest of the model weights the server reported.")
     server_version: Meta | None = None
     created_at: str = Field(default_factory=utc_now, description="When the answer was received (UTC).")

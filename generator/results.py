@@ -50,6 +50,10 @@ class CellEntry(Record):
     prompt_eval_count: int | None = None
     eval_count: int | None = None
     tokens_per_s: float | None = None
+    tokens_per_s_source: str | None = Field(
+        None, description="server: the server's decode rate; stream: measured here.")
+    prompt_cached_count: int | None = None
+    machine_busy: bool = Field(False, description="Another call ran on the same machine during this one.")
     done_reason: str | None = None
     output_sha256: str | None = None
     digest: str | None = None

@@ -1,24 +1,33 @@
 """Stage 3, run: call each uncached cell once through its provider and store each result the moment it arrives.
 
-Scheduling: cells are grouped by host; hosts run at the same time; on one host the calls go model by model
-(all of one model's tasks, then the next) so a server that holds one model at a time loads each model once.
-Before a model's first timed call it is loaded with an empty prompt, so answer latency is not a load time.
+Scheduling: cells are grouped by machine, then host, then model. Machines run at the same time; on one
+machine the calls go host by host and model by model (all of one model's tasks, then the next), so a server
+that holds one model at a time loads each model once, and two servers on one laptop do not compete for its
+cores (a llama.cpp answer measured beside a busy Ollama ran at 2.6 tokens/s instead of 55). Hosts that
+resolve to the same address (every loopback address is one) share a machine unless the models say
+otherwise with ``machine:``. Before a model's first timed call it is loaded with an empty prompt carrying
+the calls' load-time options, so answer latency is not a load time.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import queue
+import socket
 import threading
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
+from urllib.parse import urlsplit
 
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
 from .errors import ProviderError, UsageError
 from .plan import make_plan, request_for
-from .providers import Provider, provider_for, redact_url
+from .providers import Provider, Request, provider_for, redact_url
 from .records import Answer, Cell, Failure, ModelDetails, ModelProbe
 from .results import Portable
 
@@ -51,6 +60,60 @@ class RunSummary:
 
 def _selected(cell: Cell, only: set[str]) -> bool:
     return not only or cell.task_id in only or cell.model_id in only
+
+
+def machine_of(model: ModelSpec) -> str:
+    """The machine a model runs on: its ``machine:`` key, else the address its host resolves to."""
+    if model.machine:
+        return f"machine {model.machine}"
+    name = urlsplit(model.host).hostname or "localhost"
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)}
+    except OSError:
+        return f"host {name}"  # unresolvable: the probe will say so
+    def local(address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        return ip.is_loopback or ip.is_unspecified  # 0.0.0.0 reaches this machine too
+    if addresses and all(local(a) for a in addresses):
+        return "this machine"
+    return f"address {min(addresses)}"
+
+
+def group_by_machine(models: list[ModelSpec]) -> dict[str, list[ModelSpec]]:
+    """Models by the machine they run on, each machine's models host by host in the order of benchmark.yaml.
+    A host counts as the machine of its first model (a later model on it without machine: joins that one)."""
+    first_seen: dict[str, int] = {}
+    for i, model in enumerate(models):
+        first_seen.setdefault(model.host, i)
+    machines: dict[str, list[ModelSpec]] = defaultdict(list)
+    host_machine: dict[str, str] = {}
+    for model in sorted(models, key=lambda m: first_seen[m.host]):
+        key = f"machine {model.machine}" if model.machine else host_machine.get(model.host) or machine_of(model)
+        host_machine.setdefault(model.host, key)
+        machines[key].append(model)
+    return dict(machines)
+
+
+class _Occupancy:
+    """Calls in flight on one machine; a call learns whether another ran beside it at any moment."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, bool] = {}
+        self._next = 0
+
+    @contextmanager
+    def call(self) -> Iterator[Callable[[], bool]]:
+        with self._lock:
+            token, self._next = self._next, self._next + 1
+            for other in self._running:
+                self._running[other] = True
+            self._running[token] = bool(self._running)
+        try:
+            yield lambda: self._running[token]
+        finally:
+            with self._lock:
+                del self._running[token]
 
 
 class Runner:
@@ -91,19 +154,26 @@ class Runner:
             else:
                 todo.append(cell)
         self.on_event(RunEvent("planned", total=len(todo)))
-        # Host → model → its cells to call and its cached cells (whose digest the probe re-checks).
-        hosts: dict[str, dict[str, tuple[list[Cell], list[Cell]]]] = defaultdict(dict)
+        # Machine → model (host by host) → its cells to call and its cached cells (whose digest the probe
+        # re-checks). Only models with cells to call, or cached cells to re-check, are visited.
         todo_keys = {c.key for c in todo}
+        by_model: dict[str, tuple[list[Cell], list[Cell]]] = {}
         for cell in cells:
-            model = self.bench.model(cell.model_id)
-            calls, kept = hosts[model.host].setdefault(model.id, ([], []))
+            calls, kept = by_model.setdefault(cell.model_id, ([], []))
             if cell.key in todo_keys:
                 calls.append(cell)
             elif cell.state == "cached":
                 kept.append(cell)
+        machines = group_by_machine([self.bench.model(m) for m in by_model])
+        for key, models in machines.items():
+            hosts = sorted({redact_url(m.host) for m in models})
+            if len(hosts) > 1 and not key.startswith("machine ") and todo:
+                self._note(f"{', '.join(hosts)} are on one machine ({key}): their models are called one after the "
+                           f"other; give the models distinct machine: keys to call them at the same time")
         threads = [
-            threading.Thread(target=self._run_host, args=(models,), name=f"host-{i}", daemon=True)
-            for i, models in enumerate(hosts.values())
+            threading.Thread(target=self._run_machine, args=({m.id: by_model[m.id] for m in models}, _Occupancy()),
+                             name=f"machine-{i}", daemon=True)
+            for i, models in enumerate(machines.values())
         ]
         for t in threads:
             t.start()
@@ -115,15 +185,15 @@ class Runner:
             self.stop.set()
         return self.summary
 
-    # -- one host ------------------------------------------------------------------------------------
+    # -- one machine ---------------------------------------------------------------------------------
 
-    def _run_host(self, models: dict[str, tuple[list[Cell], list[Cell]]]) -> None:
-        """One host's models in order; each probed, loaded once, then its cells called."""
+    def _run_machine(self, models: dict[str, tuple[list[Cell], list[Cell]]], occupancy: _Occupancy) -> None:
+        """One machine's models in order; each probed, loaded once per set of load options, then called."""
         for model_id, (calls, kept) in models.items():
             if self.stop.is_set():
                 return
             try:
-                self._run_model(self.bench.model(model_id), calls, kept)
+                self._run_model(self.bench.model(model_id), calls, kept, occupancy)
             except Exception as e:  # whatever goes wrong costs this model's cells, never the host's other models
                 error = _unexpected(e)
                 self._note(f"{model_id}: {error.reason}")
@@ -131,7 +201,7 @@ class Runner:
                     if cell.key not in self._finished:
                         self._record_failure(cell, error)
 
-    def _run_model(self, model: ModelSpec, calls: list[Cell], kept: list[Cell]) -> None:
+    def _run_model(self, model: ModelSpec, calls: list[Cell], kept: list[Cell], occupancy: _Occupancy) -> None:
         provider = provider_for(model, self.bench.timeout_for(model), self.bench.defaults.max_answer_chars)
         try:
             details = provider.probe(model.model)
@@ -143,18 +213,37 @@ class Runner:
                 self._record_failure(cell, e)
             return
         calls = calls + self._repulled(model, details, kept)
-        warm = measured = None
-        if calls and self.bench.defaults.warm_up:
-            try:
-                warm = measured = provider.warm_up(model.model)
-            except ProviderError as e:
-                self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
-        if warm is None and (before := self.cache.probe(model.id)) is not None:
-            warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
-        self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
-        # The answers carry the load measured in *this* run, so the report keeps each measurement with
-        # the answers it was made with (a rerun that finds the model resident does not overwrite it).
-        self._call_all(provider, model, details, calls, measured)
+        # Calls with the same load-time options go together, each group after a warm-up with its options, so
+        # no timed call pays for a reload (Ollama reloads a model when num_ctx changes, server/sched.go).
+        groups: dict[str, list[tuple[Cell, Request]]] = {}
+        for cell in calls:
+            request = request_for(self.bench, model, self.bench.task(cell.task_id))
+            groups.setdefault(json.dumps(request.load_options(), sort_keys=True), []).append((cell, request))
+        if calls and (unsent := provider.unsent(next(iter(groups.values()))[0][1])):
+            self._note(f"{model.id}: {', '.join(unsent)} not sent: this server is not one known to accept them "
+                       f"(llama.cpp, vLLM)")
+        if not groups:
+            before = self.cache.probe(model.id)
+            self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details,
+                                            warm_up_ms=before.warm_up_ms if before else None))
+        for n, group in enumerate(groups.values()):
+            if self.stop.is_set():
+                return
+            measured = None
+            if self.bench.defaults.warm_up:
+                try:
+                    measured = provider.warm_up(model.model, group[0][1].load_options())
+                except ProviderError as e:
+                    self._note(f"{model.id}: warm-up failed ({e.reason}); calling anyway")
+            if n == 0:
+                details = details.model_copy(update=provider.placement(model.model))
+                warm = measured
+                if warm is None and (before := self.cache.probe(model.id)) is not None:
+                    warm = before.warm_up_ms  # a run that loads nothing keeps the load time last measured
+                self.cache.put_probe(ModelProbe(model_id=model.id, ok=True, details=details, warm_up_ms=warm))
+            # The answers carry the load measured in *this* run, so the report keeps each measurement with
+            # the answers it was made with (a rerun that finds the model resident does not overwrite it).
+            self._call_all(provider, model, details, group, occupancy, measured)
 
     def _repulled(self, model: ModelSpec, details: ModelDetails, kept: list[Cell]) -> list[Cell]:
         """Cached cells answered by other weights than the tag now has: they are called again."""
@@ -174,21 +263,21 @@ class Runner:
             self.on_event(RunEvent("planned", total=len(stale)))
         return stale
 
-    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails, cells: list[Cell],
-                  warm_up_ms: float | None = None) -> None:
+    def _call_all(self, provider: Provider, model: ModelSpec, details: ModelDetails,
+                  cells: list[tuple[Cell, Request]], occupancy: _Occupancy, warm_up_ms: float | None = None) -> None:
         """`concurrency_per_host` workers share this model's cells."""
-        jobs: queue.Queue[Cell] = queue.Queue()
-        for cell in cells:
-            jobs.put(cell)
+        jobs: queue.Queue[tuple[Cell, Request]] = queue.Queue()
+        for job in cells:
+            jobs.put(job)
 
         def worker() -> None:
             while not self.stop.is_set():
                 try:
-                    cell = jobs.get_nowait()
+                    cell, request = jobs.get_nowait()
                 except queue.Empty:
                     return
                 try:
-                    self._call(provider, model, details, cell, warm_up_ms)
+                    self._call(provider, model, details, cell, request, occupancy, warm_up_ms)
                 except Exception as e:  # an answer that cannot be kept fails its own cell, not the others
                     self._record_failure(cell, _unexpected(e))
 
@@ -202,25 +291,28 @@ class Runner:
         for w in workers:
             w.join()
 
-    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell,
-              warm_up_ms: float | None = None) -> None:
-        task = self.bench.task(cell.task_id)
-        request = request_for(self.bench, model, task)
+    def _call(self, provider: Provider, model: ModelSpec, details: ModelDetails, cell: Cell, request: Request,
+              occupancy: _Occupancy, warm_up_ms: float | None = None) -> None:
         retries = self.bench.defaults.retries
         for attempt in range(retries + 1):
             if self.stop.is_set():
                 return
             try:
-                completion = provider.complete(request)
+                with occupancy.call() as shared:
+                    completion = provider.complete(request)
+                    busy = shared()
                 break
             except ProviderError as e:
-                if e.transient and attempt < retries:
+                # A proxy's 524 already cost ~100 s: one more try, not the full retry budget.
+                limit = min(retries, 1) if e.kind == "proxy_timeout" else retries
+                if e.transient and attempt < limit:
                     time.sleep(min(0.5 * 2**attempt, 4.0))
                     continue
                 self._record_failure(cell, e)
                 return
         answer = Answer(
-            **completion.model_dump(exclude={"digest", "server_version"}),
+            **completion.model_dump(exclude={"digest", "server_version", "machine_busy"}),
+            machine_busy=busy,
             digest=details.digest,
             server_version=details.server_version,
             key=cell.key,

@@ -4,6 +4,13 @@ Endpoints: /api/chat and /api/generate (NDJSON streaming with chunked encoding, 
 /api/tags, /api/show, /api/ps, /api/version; errors as {"error": ...} with real status codes.
 Configurable per model: answers, thinking, chunk delays, load time (one model in memory at a time if
 asked), done_reason, and faults. Every request is logged so tests can count calls.
+
+It replays the shapes recorded from a real Ollama (tests/recordings/ollama-0.5.4.txt; test_recordings.py
+compares them field by field) and the behaviours read in ollama/ollama's sources: durations in nanoseconds
+(api/types.go); digests without the sha256: prefix (manifest/manifest.go); the empty-prompt load reply with
+done_reason "load" and no durations (server/routes.go); a reload when load-time options such as num_ctx
+change (server/sched.go); HTTP 400 '"<model>" does not support thinking' (server/routes.go); capabilities
+in /api/show; names matched case-insensitively, a bare name meaning name:latest (types/model/name.go).
 """
 
 from __future__ import annotations
@@ -17,6 +24,13 @@ from typing import Any, Callable
 from loopback import LoopbackServer, StreamingHandler
 
 FAULTS = ("status", "cut", "error_line", "malformed", "hang", "stall", "reset")
+LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")  # api/types.go Runner
+
+
+def _now() -> str:
+    """created_at as Ollama writes it: RFC 3339 with nanoseconds, UTC."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
 
 
 @dataclass
@@ -24,7 +38,7 @@ class FakeModel:
     """One model tag the server holds."""
 
     tag: str
-    digest: str = "sha256:" + "0" * 64
+    digest: str = "0" * 64
     family: str = "gemma3"
     parameter_size: str = "4.3B"
     quantization_level: str = "Q4_K_M"
@@ -39,6 +53,14 @@ class FakeModel:
     fault_status: int = 500
     fault_body: str = '{"error":"something went wrong"}'
     fault_times: int | None = None  # fail only the first N generation requests, then answer
+    capabilities: list[str] | None = None  # None: completion, and thinking when the model has thinking text
+    size: int = 3_300_000_000  # bytes the loaded model takes (/api/ps size)
+    size_vram: int | None = None  # of which in GPU memory; None: all of it
+
+    def caps(self) -> list[str]:
+        if self.capabilities is not None:
+            return self.capabilities
+        return ["completion"] + (["thinking"] if self.thinking else [])
 
     def text_for(self, prompt: str) -> str:
         if callable(self.answer):
@@ -78,6 +100,7 @@ class FakeOllama(LoopbackServer):
         self.redirect_to: str | None = None
         self.log: list[LoggedRequest] = []
         self.loaded: list[str] = []
+        self.load_options: dict[str, dict] = {}  # tag → load-time options it was loaded with
         self.loads = 0
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
@@ -86,6 +109,12 @@ class FakeOllama(LoopbackServer):
     @property
     def url(self) -> str:
         return self.address
+
+    @property
+    def modern(self) -> bool:
+        """Ollama 0.5.x (the recorded build) lists no capabilities, ignores think and has no context_length
+        in /api/ps; later versions do all three."""
+        return not self.version.startswith("0.5")
 
     def add(self, model: FakeModel) -> FakeModel:
         self.models[model.tag] = model
@@ -108,17 +137,30 @@ class FakeOllama(LoopbackServer):
 
     # -- model memory ------------------------------------------------------------------------------
 
-    def _load(self, model: FakeModel) -> int:
-        """Load a model if it is not in memory; returns the load duration in ns."""
+    def _load(self, model: FakeModel, options: dict) -> int:
+        """Load a model if it is not in memory, or reload it when its load-time options changed (Ollama's
+        scheduler does, server/sched.go needsReload); returns the load duration in ns."""
+        wanted = {k: v for k, v in (options or {}).items() if k in LOAD_OPTIONS}
         with self._model_lock:
-            if model.tag in self.loaded:
+            if model.tag in self.loaded and self.load_options.get(model.tag) == wanted:
                 return 100_000
+            if model.tag in self.loaded:
+                self.loaded.remove(model.tag)
             if self.one_model_at_a_time:
                 self.loaded.clear()
             time.sleep(model.load_s)
             self.loaded.append(model.tag)
+            self.load_options[model.tag] = wanted
             self.loads += 1
             return int(model.load_s * 1e9) + 100_000
+
+    def find(self, name: str) -> FakeModel | None:
+        """Names match case-insensitively; a bare name means name:latest."""
+        def norm(tag: str) -> str:
+            tag = tag.lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
+            return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
+
+        return next((m for m in self.models.values() if norm(m.tag) == norm(name)), None)
 
     def _handler(self):
         server = self
@@ -158,8 +200,7 @@ class FakeOllama(LoopbackServer):
                 return True
 
             def _model(self, body: dict) -> FakeModel | None:
-                name = body.get("model") or body.get("name") or ""
-                return server.models.get(name) or server.models.get(name.removesuffix(":latest"))
+                return server.find(body.get("model") or body.get("name") or "")
 
             # -- GET --
             def do_GET(self) -> None:
@@ -172,17 +213,25 @@ class FakeOllama(LoopbackServer):
                     self._json(200, {"models": [self._describe(m) for m in server.models.values()]})
                 elif self.path == "/api/ps":
                     loaded = [server.models[t] for t in server.loaded if t in server.models]
-                    self._json(200, {"models": [self._describe(m) for m in loaded]})
+                    self._json(200, {"models": [self._running(m) for m in loaded]})
                 else:
                     self._json(404, {"error": "404 page not found"})
 
             def _describe(self, m: FakeModel) -> dict:
                 return {
-                    "name": m.tag, "model": m.tag, "modified_at": "2026-01-01T00:00:00Z", "size": 3_300_000_000,
+                    "name": m.tag, "model": m.tag, "modified_at": "2026-01-01T00:00:00Z", "size": m.size,
                     "digest": m.digest.removeprefix("sha256:"),
-                    "details": {"format": "gguf", "family": m.family, "families": [m.family],
+                    "details": {"parent_model": "", "format": "gguf", "family": m.family, "families": [m.family],
                                 "parameter_size": m.parameter_size, "quantization_level": m.quantization_level},
                 }
+
+            def _running(self, m: FakeModel) -> dict:
+                entry = self._describe(m)
+                del entry["modified_at"]
+                num_ctx = server.load_options.get(m.tag, {}).get("num_ctx", 4096)
+                return {**entry, "expires_at": "2026-01-01T00:05:00Z",
+                        "size_vram": m.size if m.size_vram is None else m.size_vram,
+                        **({"context_length": num_ctx} if server.modern else {})}
 
             # -- POST --
             def do_POST(self) -> None:
@@ -194,18 +243,24 @@ class FakeOllama(LoopbackServer):
                     model = self._model(body)
                     if model is None:
                         return self._json(404, {"error": f"model '{body.get('model')}' not found"})
-                    return self._json(200, {"modelfile": "", "parameters": "", "template": "",
-                                            "details": self._describe(model)["details"],
-                                            "model_info": {"general.architecture": model.family},
-                                            "capabilities": ["completion"]})
+                    shown = {"modelfile": "", "parameters": "num_ctx                        4096",
+                             "template": "{{ .Prompt }}", "details": self._describe(model)["details"],
+                             "model_info": {"general.architecture": model.family,
+                                            "general.parameter_count": 4_300_000_000},
+                             "modified_at": "2026-01-01T00:00:00Z"}
+                    if server.modern:
+                        shown["capabilities"] = model.caps()
+                    return self._json(200, shown)
                 if self.path not in ("/api/chat", "/api/generate"):
                     return self._json(404, {"error": "404 page not found"})
                 model = self._model(body)
                 if model is None:
-                    return self._json(404, {"error": f"model '{body.get('model')}' not found, try pulling it first"})
+                    return self._json(404, {"error": f'model "{body.get("model")}" not found, try pulling it first'})
+                if body.get("think") and server.modern and "thinking" not in model.caps():
+                    return self._json(400, {"error": f'"{body.get("model")}" does not support thinking'})
                 if entry.generation and model.fault and self._fault_applies(model):
                     return self._fault(model, body)
-                load_ns = server._load(model)
+                load_ns = server._load(model, body.get("options") or {})
                 if not entry.generation:  # empty prompt: load only
                     return self._done_only(model, body, load_ns)
                 self._generate(model, body, load_ns)
@@ -227,7 +282,7 @@ class FakeOllama(LoopbackServer):
                     self.close_connection = True
                     return None
                 self._start_stream("application/x-ndjson")
-                first = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", "done": False}
+                first = {"model": body.get("model"), "created_at": _now(), "done": False}
                 self._line({**first, **self._piece(body, "partial ")})
                 if kind == "cut":
                     self.close_connection = True
@@ -255,9 +310,9 @@ class FakeOllama(LoopbackServer):
                 return out
 
             def _done_only(self, model: FakeModel, body: dict, load_ns: int) -> None:
-                payload = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z", **self._piece(body, ""),
-                           "done": True, "done_reason": "load", "load_duration": load_ns,
-                           "total_duration": load_ns}
+                # A load-only reply has no durations at all (server/routes.go); load_ns is not reported.
+                payload = {"model": body.get("model"), "created_at": _now(), **self._piece(body, ""),
+                           "done": True, "done_reason": "load"}
                 if body.get("stream", True) is False:
                     return self._json(200, payload)
                 self._start_stream("application/x-ndjson")
@@ -275,7 +330,7 @@ class FakeOllama(LoopbackServer):
                 pieces = [text[i: i + size] for i in range(0, len(text), size)] if text else [""]
                 think_on = bool(body.get("think")) and model.thinking
                 eval_count = max(1, len(text.split()))
-                meta = {"model": model.tag, "created_at": "2026-01-01T00:00:00Z"}
+                meta = {"model": body.get("model"), "created_at": _now()}  # the name as asked (recorded)
                 stream = body.get("stream", True) is not False
                 if not stream:
                     time.sleep(model.chunk_delay_s * len(pieces))

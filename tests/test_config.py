@@ -56,8 +56,12 @@ BROKEN = {
                       "tasks[0].checks[0] (line 10): min (50) is larger than max (10)"),
     "bad id": (_replace("id: one", "id: One Task"), {},
                "tasks[0].id (line 6): 'One Task' is not a slug; use lowercase a-z, 0-9, '-', '_' and '.'"),
-    "bad host": (_replace('"http://gpu:11434"', '"gpu:11434"'), {},
-                 "models[0].host (line 3): expected a URL like http://host:11434, received 'gpu:11434'"),
+    "bad host": (_replace('"http://gpu:11434"', '"ftp://gpu:11434"'), {},
+                 "models[0].host (line 3): expected a host like http://host:11434 or host:11434, received "
+                 "'ftp://gpu:11434'"),
+    "credentials in host": (_replace('"http://gpu:11434"', '"http://me:pw@gpu:11434"'), {},
+                            "models[0].host (line 3): a user:password@ in the host is dropped by the ollama client "
+                            "and would never be sent; use headers: {Authorization: ...} instead"),
     "unknown option": (_replace("title: T", "title: T\ndefaults: {options: {temprature: 0.1}}"), {},
                        "defaults.options.temprature (line 2): unknown key"),
     "missing check field": (_replace("{type: word_count, min: 1, max: 10}", "{type: contains}"), {},
@@ -145,3 +149,15 @@ def test_committed_schema_equals_the_generated_one(capsys):
     generated = capsys.readouterr().out
     assert (ROOT / "benchmark.schema.json").read_text() == generated, "run: bench schema > benchmark.schema.json"
     assert (ROOT / "benchmark.yaml").read_text().startswith("# yaml-language-server: $schema=./benchmark.schema.json")
+
+
+@pytest.mark.parametrize("written, used", [
+    ("0.0.0.0:11434", "http://0.0.0.0:11434"),       # OLLAMA_HOST as Ollama's FAQ sets it
+    ("localhost:11434", "http://localhost:11434"),
+    ("gpu.example", "http://gpu.example:11434"),
+    ("https://pod.example/ollama/", "https://pod.example:443/ollama"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+])
+def test_hosts_are_read_as_the_ollama_client_reads_them(written, used):
+    text = f"title: T\nmodels: [{{id: a, model: m, host: '{written}'}}]\ntasks: [{{id: t, title: t, prompt: p}}]\n"
+    assert config.parse(text, "b.yaml", {}).models[0].host == used

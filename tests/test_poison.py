@@ -68,7 +68,9 @@ def test_poison_at_every_input_is_reported_per_cell_and_the_rest_is_kept(isolate
             FakeOllama([FakeModel("judge", answer=f"no verdict {BAD} here")]) as judge_host:
         bench = write_bench(isolated / "benchmark.yaml", big_host=host.url, tasks=tasks)
         data = yaml.safe_load(bench.read_text())
-        data["models"] = [{"id": m.tag, "model": m.tag, "host": host.url, "think": True} for m in poisoned]
+        # think only where the model can (Ollama answers 400 otherwise, and the probe says so first).
+        data["models"] = [{"id": m.tag, "model": m.tag, "host": host.url, "think": bool(m.thinking)}
+                          for m in poisoned]
         data["models"] += [{"id": "v-model", "model": "v-model", "host": versioned.url},
                            {"id": "judge", "model": "judge", "host": judge_host.url}]
         data["judge"] = {"model": "judge"}

@@ -143,11 +143,13 @@ def test_a_redirect_to_another_origin_is_not_followed_and_sends_nothing_there(is
 
 
 def test_the_redactor_knows_every_secret_of_the_benchmark_and_their_pieces(isolated):
-    bench = write_bench(isolated / "benchmark.yaml", big_host="http://user:pa55w0rd-x@gpu.example:11434",
+    # An Ollama host refuses user:password@ (the ollama client drops it); an OpenAI base URL sends it.
+    bench = write_bench(isolated / "benchmark.yaml", big_host="http://gpu.example:11434",
                         tasks=[{"id": "t", "title": "T", "prompt": "Hello."}])
     data = yaml.safe_load(bench.read_text())
     data["models"][0]["headers"] = {"Authorization": "Bearer tok-aaaa-bbbb-cccc", "X-Api-Key": "xkey-1234-5678"}
-    data["models"].append({"id": "cloud", "provider": "openai", "model": "m", "base_url": "https://api.example/v1",
+    data["models"].append({"id": "cloud", "provider": "openai", "model": "m",
+                           "base_url": "https://user:pa55w0rd-x@api.example/v1",
                            "api_key_env": "CLOUD_KEY"})
     bench.write_text(yaml.safe_dump(data, sort_keys=False))
     env = {"CLOUD_KEY": "sk-cloud-0000-1111", "OLLAMA_API_KEY": "olk-2222-3333", "UNRELATED": "not-a-secret"}

@@ -86,7 +86,7 @@ def render(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, site_s
            banner: str | None = None) -> list[Path]:
     """Write docs/ from the cache and the committed results.json. Returns the files whose content changed.
 
-    ``banner``: a warning put at the top of every generated page (the demo marks its pages simulated).
+    ``banner``: a warning put at the top of every generated page (the demo says on every page what was run).
     """
     docs = Path(docs_dir)
     source = Path(site_src) if site_src else find_site_src(bench)

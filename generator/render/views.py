@@ -83,6 +83,20 @@ class ModelView:
         return ", ".join(p for p in parts if p) or None
 
     @property
+    def memory(self) -> str | None:
+        """'context 8192; 1.2 of 3.3 GB in GPU memory (partly on CPU)', from what the server reports."""
+        d = self.details
+        if d is None:
+            return None
+        parts = [f"context {d.context_length}"] if d.context_length else []
+        if d.size_bytes:
+            vram = d.vram_bytes or 0
+            where = ("all in GPU memory" if vram >= d.size_bytes else "on CPU" if vram == 0
+                     else f"{vram / 1e9:.1f} GB in GPU memory (partly on CPU)")
+            parts.append(f"{d.size_bytes / 1e9:.1f} GB, {where}")
+        return "; ".join(parts) or None
+
+    @property
     def status_text(self) -> str:
         shown = {"ok": "ok", "partial": "partial", "unavailable": "UNAVAILABLE", "not_run": "not run"}[self.status]
         return f"{shown}: {self.reason}" if self.reason else shown
@@ -227,6 +241,10 @@ def _flags(cell: CellResult, options_num_predict: int | None) -> list[Flag]:
         flags.append(Flag("Replaced: the answer contained invalid text",
                           "The server sent text that is not valid UTF-8 (a lone surrogate); each such character "
                           "was replaced with U+FFFD (\ufffd) before the answer was kept."))
+    if answer.machine_busy:
+        flags.append(Flag("Shared machine: another call ran beside this one",
+                          "Another call ran on the same machine while this answer was generated, so its latency "
+                          "and tokens/s may be slower than the model alone would give."))
     return flags
 
 
