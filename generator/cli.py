@@ -14,31 +14,86 @@ import re
 import signal
 import sys
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
-
 from . import cache as cache_mod
 from . import config, plan, results
 from .errors import BenchError
 from .safety import Redactor, terminal_text
 
 
-class Terminal(Console):
+class Terminal:
     """A console for untrusted text (reasons, server messages): secrets redacted, control characters shown
-    as visible escapes (ESC → \\x1b), and nothing read as rich markup."""
+    as visible escapes (ESC → \\x1b), and nothing read as rich markup.
+
+    The rich console behind it is made on first use: importing rich costs ~0.1 s, which a `bench run` would
+    otherwise pay before its first request (issue 12, item 8)."""
 
     redact = Redactor()
+
+    def __init__(self, **options) -> None:
+        self._options = options
+        self._console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
 
     def safe(self, text: str) -> str:
         return terminal_text(self.redact(text))
 
-    def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
-        super().print(*(self.safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+    def print(self, *objects, **kwargs) -> None:
+        self.console.print(*(self.safe(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    def print_json(self, *args, **kwargs) -> None:
+        self.console.print_json(*args, **kwargs)
 
     def event(self, kind: str, style: str, message: str) -> None:
         """'failed <message>' with only the first word coloured."""
+        from rich.text import Text
+
         self.print(Text.assemble((kind, style), " ", self.safe(message)))
+
+
+def _bar_shown() -> bool:
+    """Whether rich would draw a progress bar on stderr. A transient bar on a pipe or file draws nothing, so
+    rich is not even imported then; rich decides itself when stderr is a terminal or the environment forces one."""
+    return sys.stderr.isatty() or any(os.environ.get(v) for v in ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE"))
+
+
+class _NoBar:
+    """Progress's few methods used by cmd_run, for when no bar is drawn."""
+
+    def __init__(self) -> None:
+        self.tasks = [type("Task", (), {"total": 0})()]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int = 0) -> int:
+        self.tasks[0].total = total
+        return 0
+
+    def update(self, task: int, total: int | None = None, description: str | None = None) -> None:
+        if total is not None:
+            self.tasks[0].total = total
+
+    def advance(self, task: int) -> None:
+        pass
+
+
+def _progress():
+    if not _bar_shown():
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err.console, transient=True)
 
 
 err = Terminal(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
@@ -181,8 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bench = _load(args)
     store = _open_cache(args, bench)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as progress:
+        with _progress() as progress:
             bar = progress.add_task("calling models", total=0)
 
             def on_event(event) -> None:
