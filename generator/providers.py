@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -145,10 +146,26 @@ def _same_tag(wanted: str, served: str) -> bool:
     return norm(wanted) == norm(served)
 
 
+def _import_httpx() -> None:
+    """Import httpx without its command-line client: httpx/__init__ imports httpx._main, which pulls in
+    click, pygments and rich (~70 ms of CPU, measured) only to offer the `httpx` command, never used here. A
+    None in sys.modules makes that import fail, and httpx falls back to a stub `main` (its own code path for a
+    missing CLI extra); the None is removed afterwards, so an explicit `import httpx._main` still works."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
+
+
 class OllamaProvider(Provider):
     """A model behind an Ollama server, through the official ``ollama`` client."""
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
+        _import_httpx()
         import httpx
         import ollama
 
@@ -278,6 +295,7 @@ class OpenAIProvider(Provider):
     """
 
     def __init__(self, spec: ModelSpec, timeout_s: float, max_answer_chars: int = 2_000_000):
+        _import_httpx()
         import openai  # imported here: it takes half a second, and most runs never reach such a model
 
         self.spec = spec
