@@ -6,17 +6,31 @@ run), not one line per cell; other failures that repeat with the same reason are
 
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from . import history, results
-from .cache import AnswerCache
-from .config import Benchmark
-from .evaluate import run_judge
+from . import results
 from .records import utc_now
-from .report import gather
 from .run import RunEvent, RunSummary, run
+
+if TYPE_CHECKING:
+    from .cache import AnswerCache
+    from .config import Benchmark
+
+# What runs after the calls (judge, checks, history): imported while the first answers stream in, not before
+# the first request (issue 12, item 8: start-up cost).
+_AFTER_RUN = ("generator.evaluate", "generator.report", "generator.history")
+
+
+def _import_after_run() -> None:
+    for name in _AFTER_RUN:
+        try:
+            importlib.import_module(name)
+        except Exception:  # imported again where used, and any error raised there
+            return
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,24 @@ def run_benchmark(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *,
     for problem in portable.problems:  # a damaged entry costs that cell only; say which
         on_event(RunEvent("note", problem))
     calm = _Calm(cache, on_event)
-    summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=calm)
+    importer = threading.Thread(target=_import_after_run, name="import-after-run", daemon=True)
+
+    def on_run_event(event: RunEvent) -> None:
+        # The first finished cell means the models are loaded and the run mostly waits on servers: import
+        # what comes after the run meanwhile, off the path to the first request.
+        if event.kind in ("answered", "failed") and not importer.is_alive() and importer.ident is None:
+            try:
+                importer.start()
+            except RuntimeError:  # started by another host's thread a moment ago
+                pass
+        calm(event)
+
+    summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=on_run_event)
     calm.close()
+    from . import history
+    from .evaluate import run_judge
+    from .report import gather
+
     judged = 0
     if bench.judge is not None:
         on_stage("judging pairs")
