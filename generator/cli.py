@@ -87,6 +87,13 @@ class _NoBar:
         pass
 
 
+def _ready_to_print() -> None:
+    """Import rich and make the consoles before the first answer is printed (called while a model loads)."""
+    import rich.text  # noqa: F401
+
+    err.console, out.console  # noqa: B018
+
+
 def _progress():
     if not _bar_shown():
         return _NoBar()
@@ -253,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.update(bar, description=stage)
 
             outcome = run_benchmark(bench, store, args.docs_dir, only=set(args.only), refresh=args.refresh,
-                                    on_event=on_event, on_stage=on_stage)
+                                    on_event=on_event, on_stage=on_stage, while_loading=_ready_to_print)
     finally:
         store.close()
     if outcome.judged:

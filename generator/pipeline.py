@@ -7,7 +7,6 @@ run), not one line per cell; other failures that repeat with the same reason are
 from __future__ import annotations
 
 import importlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     from .cache import AnswerCache
     from .config import Benchmark
 
-# What runs after the calls (judge, checks, history): imported while the first answers stream in, not before
-# the first request (issue 12, item 8: start-up cost).
+# What runs after the calls (judge, checks, history): imported while the first model loads, not before the
+# first request (issue 12, item 8: start-up cost).
 _AFTER_RUN = ("generator.evaluate", "generator.report", "generator.history")
 
 
@@ -73,25 +72,19 @@ class _Calm:
 
 def run_benchmark(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *, only: set[str] | None = None,
                   refresh: bool = False, on_event: Callable[[RunEvent], None] = lambda e: None,
-                  on_stage: Callable[[str], None] = lambda stage: None) -> RunOutcome:
-    """Run → judge → check → record, as `bench run` does. Never writes docs/ pages (that is render's job)."""
+                  on_stage: Callable[[str], None] = lambda stage: None,
+                  while_loading: Callable[[], None] = lambda: None) -> RunOutcome:
+    """Run → judge → check → record, as `bench run` does. Never writes docs/ pages (that is render's job).
+    ``while_loading`` runs in a thread while the first model loads (the CLI readies its console there)."""
     portable = results.load(docs_dir)
     for problem in portable.problems:  # a damaged entry costs that cell only; say which
         on_event(RunEvent("note", problem))
     calm = _Calm(cache, on_event)
-    importer = threading.Thread(target=_import_after_run, name="import-after-run", daemon=True)
+    def prepare() -> None:  # while the first model loads: off the path to the first request
+        while_loading()
+        _import_after_run()
 
-    def on_run_event(event: RunEvent) -> None:
-        # The first finished cell means the models are loaded and the run mostly waits on servers: import
-        # what comes after the run meanwhile, off the path to the first request.
-        if event.kind in ("answered", "failed") and not importer.is_alive() and importer.ident is None:
-            try:
-                importer.start()
-            except RuntimeError:  # started by another host's thread a moment ago
-                pass
-        calm(event)
-
-    summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=on_run_event)
+    summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=calm, while_loading=prepare)
     calm.close()
     from . import history
     from .evaluate import run_judge

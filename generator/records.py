@@ -270,3 +270,11 @@ class Verdict(Record):
                                "tests, human review, rubric (model-graded), pairwise judge, static/lexical checks.")
     weak: bool = Field(False, description="Decided by static or lexical checks only: weak evidence.")
     self_preference: bool = Field(False, description="The judge model is also a contestant of this task.")
+
+
+def build_run_models() -> None:
+    """Build the validators of the records a run makes once models answer (deferred at import, see
+    Record.model_config); called while the first model loads, so neither start-up nor the first answer
+    waits for them."""
+    for model in (ModelProbe, Completion, Answer, Failure):
+        model.model_rebuild()
