@@ -197,6 +197,8 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
 def _python_run(check: PythonCheck, code: str, limits: sandbox.Limits) -> tuple[Outcome, str]:
     """The outcome of the tests on ``code``, and every message they gave (for telling why they failed)."""
     report = sandbox.run_python_tests(code, check.code, limits, setup_code=check.setup)
+    if report.starved:  # the machine's doing: nothing is known about the answer
+        raise _CouldNotRun(report.error)
     # The isolation is part of the evidence: a run without bubblewrap says so in its detail.
     unsandboxed = "" if report.isolation.startswith("bubblewrap") else f"; {report.isolation.split(':')[0]}"
     outcomes = report.outcomes
