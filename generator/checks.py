@@ -175,7 +175,9 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     program = python_program(answer, prompt, check.function)
     if program is None:
         return Outcome(False, "no Python code block in the answer (none that parses)", 0.0)
-    limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
+    # The wall clock counts the run's own time (not time spent waiting for a CPU), so an answer that spins
+    # reaches timeout_s of it at about timeout_s of CPU: the CPU limit, a backstop, comes a second later.
+    limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=math.ceil(check.timeout_s) + 1)
     outcome, messages = _python_run(check, program.code, limits)
     doubts = []
     # An unclear choice between the answer's own definitions: when they behave differently, the result
