@@ -17,6 +17,9 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
   is refused.
 - Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
   RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
+  For ``run_python_tests`` that clock counts the run's own time: time its processes spent runnable but
+  waiting for a CPU (a loaded machine) is added back, up to STARVED_GRACE × ``wall_s``; a run cut off
+  there is ``starved`` (could not run), never a timeout of the answer.
 - A seccomp filter refuses ptrace, keyrings, perf_event_open, userfaultfd and process_vm_*.
 - Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
   refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
