@@ -7,7 +7,6 @@ exits 130 with every finished cell kept.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -133,6 +132,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a suggestion for a mistyped command ('bench rnu' → did you mean 'run'?)."""
 
     def error(self, message: str):
+        import difflib  # only on a mistake: ~5 ms otherwise paid by every command
+
         bad = re.search(r"invalid choice: '([^']*)'", message)
         close = difflib.get_close_matches(bad.group(1), list(COMMANDS), n=1) if bad else []
         if close:
