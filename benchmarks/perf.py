@@ -4,6 +4,8 @@ Prints, for each scenario, the measured wall time against the ideal schedule (th
 loads plus its generations), and writes the figures to docs/tool-speed.md with the date and machine (the site lists
 that page under About, as the generator's own speed, so that no reader takes it for model performance).
 Scenarios a and b time a whole `bench run` process (start-up and imports included), as a user runs it.
+Their tasks have no checks, so the post-run step (checks of the new answers, history) costs only the
+history write, and the ideal schedule leaves it out; interpreter start and exit are counted in full.
   a. two hosts, 2 models, 4 tasks
   b. one host holding one model at a time (load 1 s), 2 models x 8 tasks
   c. a warm rerun (0 model calls) of 200 tasks x 3 models: the whole `make bench` (run, render, mkdocs build)
