@@ -42,7 +42,9 @@ is taken from the here-document.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+import symtable
 from dataclasses import dataclass
 
 from .parse import ParsedAnswer, is_python
@@ -115,7 +117,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     if entry and entry in chosen:
         for other in _unclear_alternatives(definitions[entry], chosen[entry]):
             alternatives.append(_assemble({**chosen, entry: other}, imports, entry))
-    keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
+    keep = _reachable(chosen, entry, _import_names(imports)) if entry and entry in chosen else set(chosen)
     quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
     note = f"program built from {used} python block(s)"
     if skipped:
@@ -153,7 +155,7 @@ def _unclear_alternatives(candidates: list[_Definition], chosen: _Definition) ->
 
 
 def _assemble(chosen: dict[str, _Definition], imports: list[ast.stmt], entry: str | None) -> str:
-    keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
+    keep = _reachable(chosen, entry, _import_names(imports)) if entry and entry in chosen else set(chosen)
     nodes: dict[int, tuple[tuple[int, int], str]] = {}
     for name in keep:
         d = chosen[name]
@@ -353,6 +355,14 @@ def _referenced(node: ast.stmt) -> set[str]:
     return names
 
 
+def _import_names(imports: list[ast.stmt]) -> set[str]:
+    names: set[str] = set()
+    for node in imports:
+        for alias in node.names:
+            names.add(alias.asname or (alias.name.split(".")[0] if isinstance(node, ast.Import) else alias.name))
+    return names
+
+
 def _binds_used_name(node: ast.stmt, used: set[str]) -> bool:
     """An import is kept when a kept definition uses a name it binds (or when it is a star import)."""
     for alias in node.names:
@@ -364,17 +374,47 @@ def _binds_used_name(node: ast.stmt, used: set[str]) -> bool:
     return False
 
 
-def _reachable(chosen: dict[str, _Definition], entry: str) -> set[str]:
+def _reachable(chosen: dict[str, _Definition], entry: str, module_names: set[str] | None = None) -> set[str]:
+    """The definitions the entry point reaches through its FREE names (a parameter or local variable of a
+    function is not a reference to a top-level definition of the same name: ``expected = hmac.new(secret,
+    ...)`` written as a "Step 2" fragment is not pulled in by the function's own local ``expected``), and
+    through attributes (``self.helper()``). A reached assignment whose value uses a name bound nowhere at
+    module level (a fragment using the function's parameters) is dropped."""
+    bound = set(chosen) | (module_names or set()) | set(dir(builtins))
     keep: set[str] = set()
     todo = [entry]
     while todo:
         name = todo.pop()
         if name in keep or name not in chosen:
             continue
+        node = chosen[name].node
+        free = _free_names(node)
+        if name != entry and not isinstance(node, _DEFINITIONS) and not free <= bound:
+            continue
         keep.add(name)
-        todo += [n.id for n in ast.walk(chosen[name].node) if isinstance(n, ast.Name)]
-        todo += [n.attr for n in ast.walk(chosen[name].node) if isinstance(n, ast.Attribute)]  # self.helper()
+        todo += sorted(free)
+        todo += [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]  # self.helper()
     return keep
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """The global names a top-level statement reads: every name read at module level, and in function and
+    class bodies only those that are neither parameters nor locals (Python's own scope rules, via symtable)."""
+    try:
+        table = symtable.symtable(ast.unparse(node), "<answer>", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    names: set[str] = set()
+
+    def visit(t: symtable.SymbolTable, top: bool) -> None:
+        for symbol in t.get_symbols():
+            if symbol.is_referenced() and (top or symbol.is_global()):
+                names.add(symbol.get_name())
+        for child in t.get_children():
+            visit(child, False)
+
+    visit(table, True)
+    return names
 
 
 # ------------------------------------------------------------------------------------------------ shell

@@ -156,6 +156,25 @@ def test_program_drops_unreachable_code_and_skips_blocks_that_do_not_parse():
     assert program("No code.") is None
 
 
+def test_program_follows_only_free_names_of_the_entry_point():
+    # "Step" fragments at top level bind the same names as the function's parameters and locals
+    steps = fenced("python", "expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()")
+    steps += fenced("python", "payload = json.loads(body)")
+    full = fenced("python", "import hmac, hashlib, json\n\nLIMIT = 10\n\ndef parse(body, secret):\n"
+                            "    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()\n"
+                            "    payload = json.loads(body)\n    return payload if len(body) < LIMIT else expected\n")
+    code = program(steps + full, "parse")
+    assert "LIMIT = 10" in code and code.count("expected =") == 1 and code.count("payload =") == 1
+    compile(code, "answer", "exec")
+    # a reached top-level assignment using a name bound nowhere at module level is dropped
+    dangling = fenced("python", "TOKEN = secret.strip()\n\ndef f(secret):\n    global TOKEN\n    return TOKEN")
+    assert "secret.strip()" not in program(dangling, "f")
+    # a helper's global reached from a method and a default argument are still followed
+    cls = fenced("python", "RETRIES = 3\nBASE = 2\n\nclass C:\n    def go(self, n=BASE):\n        return RETRIES * n\n\n"
+                           "def f():\n    return C().go()")
+    assert "RETRIES = 3" in program(cls, "f") and "BASE = 2" in program(cls, "f")
+
+
 # ------------------------------------------------------------------------------------- scoped checks
 
 
