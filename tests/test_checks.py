@@ -427,6 +427,38 @@ def test_task_checks_separate_the_good_answer_from_the_bad(raw):
     assert any(r.critical for r in task.checks)
 
 
+def task_check(task_id: str, name: str) -> dict:
+    """One check of the shipped benchmark.yaml, as its mapping."""
+    return next(c for t in TASKS if t["id"] == task_id for c in t["checks"] if c.get("name") == name)
+
+
+WEBHOOK = """
+    import hashlib, hmac, json
+
+    def parse_gitea_webhook(body, signature, secret):
+        if not signature or not signature.isascii():
+            raise ValueError("signature")
+        expected = hmac.new(secret.encode(), BODY_OF(body), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise ValueError("signature")
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError("json")
+        if not isinstance(payload, dict):
+            raise ValueError("object")
+        return payload
+"""
+
+
+def test_webhook_tests_sign_the_raw_bytes_whitespace_included():
+    spec = task_check("gitea-webhook", "webhook tests")
+    raw = check(fenced("python", WEBHOOK.replace("BODY_OF(body)", "body")), **spec)
+    assert raw.passed, raw.detail
+    stripped = check(fenced("python", WEBHOOK.replace("BODY_OF(body)", "body.strip()")), **spec)
+    assert not stripped.passed and "test_surrounding_whitespace_is_part_of_the_signed_bytes" in stripped.detail
+
+
 def test_the_tasks_are_the_four_of_the_benchmark():
     assert [t["id"] for t in TASKS] == ["gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"]
     for raw in TASKS:
