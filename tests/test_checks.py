@@ -459,6 +459,29 @@ def test_webhook_tests_sign_the_raw_bytes_whitespace_included():
     assert not stripped.passed and "test_surrounding_whitespace_is_part_of_the_signed_bytes" in stripped.detail
 
 
+FETCHER = """
+    import asyncio
+    import aiohttp
+
+    async def fetch_all(urls):
+        async with aiohttp.ClientSession() as session:
+            async def get(url):
+                async with session.get(url) as resp:
+                    if resp.status >= 400:
+                        raise aiohttp.ClientResponseError(RAISED)
+                    return await resp.json()
+            return list(await asyncio.gather(*map(get, urls)))
+"""
+
+
+def test_fetcher_tests_take_the_status_only_from_the_error_itself():
+    spec = task_check("async-bug", "fetcher tests")
+    right = "resp.request_info, resp.history, status=resp.status, message=resp.reason"
+    assert check(fenced("python", FETCHER.replace("RAISED", right)), **spec).passed
+    wrong = check(fenced("python", FETCHER.replace("RAISED", "resp.status, resp.reason")), **spec)  # status lands in request_info
+    assert not wrong.passed and "ClientResponseError with status" in wrong.detail
+
+
 def test_the_tasks_are_the_four_of_the_benchmark():
     assert [t["id"] for t in TASKS] == ["gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"]
     for raw in TASKS:
