@@ -482,6 +482,36 @@ def test_fetcher_tests_take_the_status_only_from_the_error_itself():
     assert not wrong.passed and "ClientResponseError with status" in wrong.detail
 
 
+BURNDOWN = """
+    #!/usr/bin/env bash
+    set -uo pipefail
+    LOCK=/run/lock/burndown.d
+    mkdir "$LOCK" 2>/dev/null || exit 0
+    RELEASE
+    ids=$(podctl list --idle-minutes 30) || exit 1
+    failed=0
+    while IFS= read -r id; do
+        [ -n "$id" ] || continue
+        if podctl stop "$id"; then
+            echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped $id" >> /var/log/fleet-burndown.log
+        else
+            failed=1
+        fi
+    done <<< "$ids"
+    END
+    exit "$failed"
+"""
+
+
+def test_burndown_scenarios_release_the_lock_on_every_exit_path():
+    spec = task_check("fleet-burndown-cron", "burn-down scenarios")
+    trapped = BURNDOWN.replace("RELEASE", "trap 'rmdir \"$LOCK\"' EXIT").replace("END", "")
+    assert check(fenced("bash", trapped), **spec).passed
+    at_end = check(fenced("bash", BURNDOWN.replace("RELEASE", "").replace("END", 'rmdir "$LOCK"')), **spec)
+    assert not at_end.passed
+    assert "the lock is released after a failed listing" in at_end.detail
+
+
 def test_the_tasks_are_the_four_of_the_benchmark():
     assert [t["id"] for t in TASKS] == ["gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"]
     for raw in TASKS:
