@@ -625,8 +625,12 @@ def _cron_line(text: str) -> CronLine | None:
     if re.match(r"^[0-9*/,\-?]+$", tokens[5]):
         return CronLine(" ".join(tokens[:6]), " ".join(tokens[6:]), "6 time fields; crontab takes 5")
     schedule = " ".join(tokens[:5])
+    command = " ".join(tokens[5:])
     problem = None if croniter.is_valid(schedule) else "not a valid 5-field schedule"
-    return CronLine(schedule, " ".join(tokens[5:]), problem)
+    if problem is None and re.search(r"(?<!\\)%", command):
+        problem = ("an unescaped % in the command: cron turns % into a newline (the rest becomes the command's "
+                   "input), so the command is cut there; write \\%")
+    return CronLine(schedule, command, problem)
 
 
 def _cron(check: CronCheck, answer: ParsedAnswer) -> Outcome:

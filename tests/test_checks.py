@@ -313,6 +313,12 @@ def test_cron_rejects_invalid_schedules():
     assert (result.passed, result.detail) == (False, "no crontab line (5 time fields, then a command) in the answer")
 
 
+def test_cron_fails_an_unescaped_percent_in_the_command():
+    result = check("```\n*/15 * * * * /opt/x.sh >> /tmp/x-$(date +%Y%m%d).log 2>&1\n```\n", type="cron")
+    assert not result.passed and "unescaped % in the command: cron turns % into a newline" in result.detail
+    assert check("```\n*/15 * * * * /opt/x.sh >> /tmp/x-$(date +\\%Y\\%m\\%d).log 2>&1\n```\n", type="cron").passed
+
+
 EVERY_15 = dict(type="cron", every_minutes=15, command="burndown.sh")
 
 
