@@ -518,6 +518,23 @@ def test_burndown_scenarios_release_the_lock_on_every_exit_path():
     assert "the lock is released after a failed listing" in at_end.detail
 
 
+def test_evennia_third_process_check_reads_processes_not_components():
+    spec = task_check("evennia-architecture", "no third process")
+    for invented in ("Evennia also starts a third process, a standalone Django web server.",
+                     "It runs three main processes: Portal, Server and web.",
+                     "A separate web server process serves the site.", "A separate Django web-server process."):
+        assert not check(invented, **spec).passed, invented
+    for fine in ("You mostly work in three components: typeclasses, commands and world.",
+                 "Evennia runs two processes, the Portal and the Server; there is no third process.",
+                 "The web server runs inside the Server process."):
+        assert check(fine, **spec).passed, fine
+    # the limit the prompt states outranks any one heuristic lexical check
+    task = next(t for t in TASKS if t["id"] == "evennia-architecture")
+    words = next(c for c in task["checks"] if c["type"] == "word_count")
+    lexical = [c for c in task["checks"] if c["type"] in ("regex", "contains", "not_contains")]
+    assert all(words.get("weight", 1) > c.get("weight", 1) for c in lexical)
+
+
 def test_the_tasks_are_the_four_of_the_benchmark():
     assert [t["id"] for t in TASKS] == ["gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"]
     for raw in TASKS:
