@@ -494,6 +494,11 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
                 return f'the line for {pod} has no UTC time: "{_quote(lines[0])}"'
             if len(lines) > 1:
                 return f"{len(lines)} lines for {pod} in {check.log_file}, expected one per stopped pod"
+        # One log, one clock: every line the script appends with a time of day has it in UTC (a failure line
+        # in local time beside UTC stop lines makes the log lie about the order of events).
+        for line in log.splitlines():
+            if re.search(r"(?<!\d)\d{2}:\d{2}(?!\d)", line) and not _utc_time_in(line, before, after):
+                return f'a line of {check.log_file} has a time that is not UTC: "{_quote(line)}"'
         # The logged set is exact: no line says a pod was stopped when its stop failed or it was never idle (a
         # line that says the stop failed is not such a claim).
         for pod in sorted(_scenario_ids(scenario) - set(expect.logged)):

@@ -535,6 +535,16 @@ def test_evennia_third_process_check_reads_processes_not_components():
     assert all(words.get("weight", 1) > c.get("weight", 1) for c in lexical)
 
 
+def test_burndown_log_keeps_one_clock():
+    spec = task_check("fleet-burndown-cron", "burn-down scenarios")
+    trapped = BURNDOWN.replace("RELEASE", "trap 'rmdir \"$LOCK\"' EXIT").replace("END", "")
+    for clock, passes in (("date -u", True), ("date", False)):
+        script = trapped.replace("failed=1", f'failed=1; echo "$({clock} +%FT%T) FAILED $id" >> /var/log/fleet-burndown.log')
+        result = check(fenced("bash", script), **spec)
+        assert result.passed is passes, result.detail
+    assert "has a time that is not UTC" in result.detail
+
+
 def test_the_tasks_are_the_four_of_the_benchmark():
     assert [t["id"] for t in TASKS] == ["gitea-webhook", "evennia-architecture", "fleet-burndown-cron", "async-bug"]
     for raw in TASKS:
