@@ -528,6 +528,15 @@ def test_evennia_third_process_check_reads_processes_not_components():
                  "Evennia runs two processes, the Portal and the Server; there is no third process.",
                  "The web server runs inside the Server process."):
         assert check(fine, **spec).passed, fine
+    protocol = task_check("evennia-architecture", "no other Portal-Server protocol")
+    assert not check("The two processes communicate over a small internal HTTP/REST API.", **protocol).passed
+    for fine in ("The Portal talks to browsers over HTTP and websockets.", "The two processes talk over AMP, not HTTP."):
+        assert check(fine, **protocol).passed, fine
+    pickled = task_check("evennia-architecture", "entities are not pickled whole")
+    for invented in ("Evennia pickles the whole Python instance into a blob.",
+                     "All objects are kept in memory and are pickled to disk every minute."):
+        assert not check(invented, **pickled).passed, invented
+    assert check("Attributes store any picklable value on an object, in the database.", **pickled).passed
     # the limit the prompt states outranks any one heuristic lexical check
     task = next(t for t in TASKS if t["id"] == "evennia-architecture")
     words = next(c for c in task["checks"] if c["type"] == "word_count")
