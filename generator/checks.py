@@ -178,6 +178,14 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
     outcome, messages = _python_run(check, program.code, limits)
     doubts = []
+    # The whole program failed to import, outside the entry point: the entry point's own block alone is tried,
+    # and its result stands when better, but never as certain (the assembly, not the answer, may be at fault).
+    if not outcome.passed and "failed to import" in messages and program.entry_block:
+        alone, alone_messages = _python_run(check, program.entry_block, limits)
+        if (alone.score or 0.0) > (outcome.score or 0.0):
+            doubts.append(f"the program assembled from all its blocks failed to import ({_quote(messages.splitlines()[0])}); "
+                          f"the block defining {check.function} was tested alone")
+            outcome, messages = alone, alone_messages
     # An unclear choice between the answer's own definitions: when they behave differently, the result
     # stands (the one the rule picks) but it cannot be certain.
     for alternative in program.alternatives:

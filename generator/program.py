@@ -26,9 +26,13 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
    definitions of the entry point remain and no endorsement tells them apart, the choice is *unclear*:
    ``Program.alternatives`` holds the program built with each other candidate, so a check can test them
    all and say when the answer's own candidates behave differently (the verdict is then never clear).
-5. With an entry point (the function the task names), only the definitions it reaches by name,
-   transitively, are kept, so a test-suite, a demo or a stray ``main()`` block cannot break the import.
-   Without one, all kept definitions are.
+5. With an entry point (the function the task names), only the definitions it reaches by its free names
+   (not its parameters or locals: a "Step 2" fragment ``expected = hmac.new(secret, ...)`` at top level is not
+   pulled in by the function's own local ``expected``), transitively, are kept, so a test-suite, a demo or a
+   stray ``main()`` block cannot break the import; a reached assignment whose value uses a name bound nowhere
+   at module level is dropped. Without one, all kept definitions are. ``Program.entry_block`` is the program
+   from the entry point's own block alone: the python check tests it when the whole program fails to import,
+   and its result is then never certain.
 
 Imports come first, then the definitions in the order they were written.
 
@@ -60,6 +64,7 @@ class Program:
     note: str
     alternatives: tuple[str, ...] = ()  # the program with each other candidate of the entry point (unclear choice)
     defined: frozenset[str] = frozenset()  # every name the answer's python blocks bind anywhere
+    entry_block: str | None = None  # the program from the entry point's own block alone (when it differs)
 
 
 @dataclass
@@ -83,6 +88,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     quoted_dumps = _prompt_definitions(prompt)
     imports: list[ast.stmt] = []
     seen_imports: set[str] = set()
+    block_imports: dict[int, list[ast.stmt]] = {}
     definitions: dict[str, list[_Definition]] = {}
     used = skipped = 0
     for index, block in enumerate(answer.blocks):
@@ -98,6 +104,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
         rejected = block_rejected(block.lead, code)
         for position, node in enumerate(tree.body):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
+                block_imports.setdefault(index, []).append(node)
                 dump = ast.dump(node)
                 if dump not in seen_imports:
                     seen_imports.add(dump)
@@ -130,7 +137,16 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
         note += f"; a {entry} the answer rejects (\"don't do this\") is left out"
     if alternatives:
         note += f"; {len(alternatives) + 1} different definitions of {entry}, none endorsed: the last one is tested"
-    return Program(code=code, note=note, alternatives=tuple(alternatives), defined=frozenset(bound_names(answer)))
+    entry_block = None
+    if entry and entry in chosen:
+        # The fallback when the whole program does not import: only the block that defines the entry point.
+        home = chosen[entry].order[0]
+        own = {name: _choose([d for d in candidates if d.order[0] == home])
+               for name, candidates in definitions.items() if any(d.order[0] == home for d in candidates)}
+        alone = _assemble(own, block_imports.get(home, []), entry)
+        entry_block = alone if alone != code else None
+    return Program(code=code, note=note, alternatives=tuple(alternatives), defined=frozenset(bound_names(answer)),
+                   entry_block=entry_block)
 
 
 def _choose(candidates: list[_Definition]) -> _Definition:

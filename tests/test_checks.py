@@ -246,6 +246,16 @@ def test_python_check_names_the_first_failures():
     )
 
 
+def test_python_check_falls_back_to_the_entry_points_block_when_the_program_does_not_import():
+    function = fenced("python", "LIMIT = 10\n\ndef add(a, b):\n    return a + b if LIMIT else None")
+    config = "In production read it from the environment:\n" + fenced(
+        "python", "import os\nLIMIT = int(os.environ['ADD_LIMIT'])")
+    result = check(function + config, type="python", code=ADD_TESTS, function="add")
+    assert result.passed and "the block defining add was tested alone" in result.doubt
+    assert "KeyError" in result.doubt
+    assert check(function, type="python", code=ADD_TESTS, function="add").doubt is None
+
+
 def test_python_check_without_code_or_tests():
     result = check("Just use a + b.", type="python", code=ADD_TESTS)
     assert (result.status, result.detail) == ("fail", "no Python code block in the answer (none that parses)")
