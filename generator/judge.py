@@ -66,10 +66,9 @@ def judge_pair(bench: Benchmark, task: TaskSpec, a: Answer, b: Answer, provider:
     for first, second in ((a, b), (b, a)):
         request = Request(model=judge.model, system=JUDGE_SYSTEM, options=_options(bench),
                           prompt=judge_prompt(task, first.text, second.text))
-        try:
-            text = provider.complete(request).text
-        except ProviderError as e:
-            return JudgeResult(judge_model=judge.id, models=pair, error=f"judge call failed: {e.reason}")
+        text, error = _ask(provider, request)
+        if error is not None:
+            return JudgeResult(judge_model=judge.id, models=pair, error=error)
         vote = parse_verdict(text)
         if vote is None:
             return JudgeResult(judge_model=judge.id, models=pair, rationale=text.strip(),
@@ -103,11 +102,21 @@ def grade_rubric(bench: Benchmark, task: TaskSpec, check: RubricCheck, answer: A
     request = Request(model=judge.model, system=RUBRIC_SYSTEM, options=_options(bench),
                       prompt=rubric_prompt(task, check, answer.text))
     pair = (answer.model_id, answer.model_id)
-    try:
-        text = provider.complete(request).text
-    except ProviderError as e:
-        return JudgeResult(judge_model=judge.id, models=pair, error=f"judge call failed: {e.reason}")
+    text, error = _ask(provider, request)
+    if error is not None:
+        return JudgeResult(judge_model=judge.id, models=pair, error=error)
     return JudgeResult(judge_model=judge.id, models=pair, rationale=text.strip())
+
+
+def _ask(provider: Provider, request: Request) -> tuple[str, str | None]:
+    """The judge's text, or why there is none. A server that misbehaves in a way the provider did not map
+    (an absurd count, say) costs this judgement only, never the run."""
+    try:
+        return provider.complete(request).text, None
+    except ProviderError as e:
+        return "", f"judge call failed: {e.reason}"
+    except Exception as e:  # noqa: BLE001 - untrusted server data; the reason is shown, the run goes on
+        return "", f"judge call failed: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
 
 
 def rubric_result(check: RubricCheck, name: str, graded: JudgeResult | None, why_missing: str) -> CheckResult:

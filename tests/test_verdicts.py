@@ -358,3 +358,15 @@ def test_without_a_judge_an_unscored_rubric_tie_says_a_judge_is_needed():
     verdict = decide(bench, bench.tasks[0], [a, b], _NoEvidence())
     assert verdict.winner == "tie" and "no judge configured" in verdict.reason
     assert "a judge is needed to tell these answers apart" in verdict.reason
+
+
+def test_a_judge_call_that_breaks_unexpectedly_is_an_error_not_a_crash():
+    from generator import judge as judge_mod
+    from generator.providers import Request
+
+    class Broken:
+        def complete(self, request):
+            raise OverflowError("cannot convert float infinity to integer")
+
+    text, error = judge_mod._ask(Broken(), Request(model="m", prompt="p", system="", options={}))
+    assert text == "" and error == "judge call failed: OverflowError: cannot convert float infinity to integer"
