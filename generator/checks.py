@@ -175,7 +175,9 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     program = python_program(answer, prompt, check.function)
     if program is None:
         return Outcome(False, "no Python code block in the answer (none that parses)", 0.0)
-    limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
+    # The wall clock counts the run's own time (not time spent waiting for a CPU), so an answer that spins
+    # reaches timeout_s of it at about timeout_s of CPU: the CPU limit, a backstop, comes a second later.
+    limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=math.ceil(check.timeout_s) + 1)
     outcome, messages = _python_run(check, program.code, limits)
     doubts = []
     # The whole program failed to import, outside the entry point: the entry point's own block alone is tried,
@@ -205,6 +207,8 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
 def _python_run(check: PythonCheck, code: str, limits: sandbox.Limits) -> tuple[Outcome, str]:
     """The outcome of the tests on ``code``, and every message they gave (for telling why they failed)."""
     report = sandbox.run_python_tests(code, check.code, limits, setup_code=check.setup)
+    if report.starved:  # the machine's doing: nothing is known about the answer
+        raise _CouldNotRun(report.error)
     # The isolation is part of the evidence: a run without bubblewrap says so in its detail.
     unsandboxed = "" if report.isolation.startswith("bubblewrap") else f"; {report.isolation.split(':')[0]}"
     outcomes = report.outcomes

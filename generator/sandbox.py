@@ -17,6 +17,9 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
   is refused.
 - Limits set inside before answer code runs: RLIMIT_CPU, RLIMIT_AS (memory_mb), RLIMIT_FSIZE (file_mb),
   RLIMIT_NOFILE, RLIMIT_NPROC (nproc) and no core files; a wall clock kills everything past ``wall_s``.
+  For ``run_python_tests`` that clock counts the run's own time: time its processes spent runnable but
+  waiting for a CPU (a loaded machine) is added back, up to STARVED_GRACE × ``wall_s``; a run cut off
+  there is ``starved`` (could not run), never a timeout of the answer.
 - A seccomp filter refuses ptrace, keyrings, perf_event_open, userfaultfd and process_vm_*.
 - Aggregates: disk is the tmpfs sizes (``4 × file_mb`` each, so ``8 × file_mb`` plus as much per writable dir). For Python answers the seccomp filter also
   refuses fork, vfork and clone without CLONE_THREAD: the answer is one process whose threads
@@ -106,6 +109,7 @@ WORKDIR = "/work"
 NOBODY = 65534
 OPT_IN_ENV = "BENCH_ALLOW_UNSANDBOXED"
 CPU_EXIT = 75  # the harness's exit status when it hits the CPU limit
+STARVED_GRACE = 3  # a run whose processes waited for a CPU may last up to this many times wall_s
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,9 @@ class SandboxReport:
     outcomes: tuple[TestOutcome, ...]
     error: str | None  # timeout, limit, crash or import failure, in one line; None when the run finished
     isolation: str = ""  # Isolation.summary of the run
+    # The run was cut off because the machine gave its processes too little CPU, not because the answer
+    # was slow: the outcomes say nothing about the answer (a check reports it as could not run).
+    starved: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,17 +265,20 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
                 for fd in pipes:
                     os.close(fd)
                 pipes = []
-                deadline = time.monotonic() + limits.wall_s
+                start = time.monotonic()
                 excess: list[str] = []
+                queue = _RunQueue((trusted.pid, answer.pid))
 
                 def watch() -> bool:
+                    queue.sample()
                     found = _excess(answer, limits, (WORKDIR, "/tmp"))
                     if found:
                         excess.append(found)
                         _kill(answer)  # the tests see the answer's process end
                     return False
 
-                timed_out = not _wait(trusted, deadline, watch)
+                timed_out, starved = _wait_own_time(trusted, start, limits.wall_s, queue, watch)
+                deadline = start + limits.wall_s * STARVED_GRACE
                 report.seek(0)
                 events = _events(report.read(REPORT_BYTES))
                 # When the tests saw the answer's process go, it may still be ending: its status tells why.
@@ -281,6 +291,7 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
             return _assemble(
                 events, answer.returncode, trusted.returncode, timed_out, limits,
                 _last_line(answer_output), _last_line(test_output), iso.summary, excess[0] if excess else None,
+                starved,
             )
     finally:
         for fd in pipes:
@@ -608,6 +619,66 @@ def _wait(proc: subprocess.Popen, deadline: float, watch=None) -> bool:
             pass
 
 
+class _RunQueue:
+    """How long a run's processes (and all their descendants) were runnable but waited for a CPU, from the
+    scheduler's /proc/PID/task/TID/schedstat (its second field: nanoseconds spent on a run queue). Sampled
+    every WATCH_S; a thread that ended keeps its last sample. Waits of two processes at the same moment both
+    count, so under load this errs towards "starved" (could not run), never towards "too slow"."""
+
+    def __init__(self, roots: tuple[int, ...]):
+        self.roots = roots
+        self.waits: dict[int, int] = {}  # tid -> its run-queue wait at the last sample, ns
+        self.gone = 0  # waits of threads whose id was reused, ns
+
+    def sample(self) -> None:
+        seen, stack = set(), list(self.roots)
+        while stack:
+            pid = stack.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
+                        wait = int(f.read().split()[1])
+                    with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                        stack += [int(child) for child in f.read().split()]
+                except (OSError, ValueError, IndexError):
+                    continue
+                tid = int(task)
+                last = self.waits.get(tid, 0)
+                if wait < last:  # a new thread with a reused id
+                    self.gone += last
+                self.waits[tid] = wait
+
+    def waited_s(self) -> float:
+        return (self.gone + sum(self.waits.values())) / 1e9
+
+
+def _wait_own_time(proc: subprocess.Popen, start: float, wall_s: float, queue: _RunQueue,
+                   watch=None) -> tuple[bool, bool]:
+    """Wait for ``proc`` until the run has had ``wall_s`` of its own time: wall time minus the time its
+    processes waited for a CPU, at most STARVED_GRACE × wall_s of wall time. (timed_out, starved): starved
+    when it was cut off at that cap before getting its own ``wall_s``, the machine's doing, not the answer's.
+    Time asleep (an answer that hangs or sleeps) and time on a CPU (an answer that spins) count in full."""
+    cap = start + wall_s * STARVED_GRACE
+    deadline = start + wall_s
+    while not _wait(proc, deadline, watch):
+        queue.sample()
+        now = time.monotonic()
+        owed = start + wall_s + queue.waited_s()  # when the run will have had wall_s of its own time
+        if owed <= now + WATCH_S / 2:
+            return True, False
+        if now >= cap:
+            return True, True
+        deadline = min(owed, cap)
+    return False, False
+
+
 def _kill(proc: subprocess.Popen) -> None:
     """Kill a process group started with start_new_session and reap it; for bwrap, also the sandbox's PID 1
     (its own session), which takes every process of the sandbox's PID namespace with it, and wait for it."""
@@ -781,7 +852,7 @@ def _ended(returncode: int | None, limits: Limits) -> str:
 
 def _assemble(events: list[dict], answer_status: int | None, tests_status: int | None, timed_out: bool,
               limits: Limits, answer_last: str, tests_last: str, summary: str,
-              excess: str | None = None) -> SandboxReport:
+              excess: str | None = None, starved: bool = False) -> SandboxReport:
     names: list[str] = []
     results: dict[str, TestOutcome] = {}
     ended: set[str] = set()
@@ -802,7 +873,10 @@ def _assemble(events: list[dict], answer_status: int | None, tests_status: int |
         elif event.get("done") is True:
             done = True
 
-    if timed_out:
+    if timed_out and starved:
+        error = (f"the machine was too busy: in {limits.wall_s * STARVED_GRACE:g} s its processes did not get "
+                 f"{limits.wall_s:g} s of their own time (they waited for a CPU); stopped, nothing judged")
+    elif timed_out:
         error = f"timed out after {limits.wall_s:g} s; the sandbox's processes were killed"
     elif (ended or answer_gone) and excess:
         error = f"the answer's process was killed: {excess}"
@@ -821,4 +895,4 @@ def _assemble(events: list[dict], answer_status: int | None, tests_status: int |
     )
     if any(name not in results or name in ended for name in names) and error is None:
         error = "no result reported"
-    return SandboxReport(outcomes=outcomes, error=error, isolation=summary)
+    return SandboxReport(outcomes=outcomes, error=error, isolation=summary, starved=timed_out and starved)

@@ -267,6 +267,9 @@ def test_python_check_reports_a_timeout_once():
     tests = "import answer\ndef test_a():\n    answer.spin()\ndef test_b():\n    pass\n"
     spin = fenced("python", "def spin():\n    while True:\n        pass")
     result = check(spin, type="python", code=tests, timeout_s=1)
+    if result.status == "error":  # a machine so busy that the run got under a third of a CPU: not judged
+        assert "the machine was too busy" in result.detail, result
+        return
     assert (result.passed, result.detail) == (
         False, "0 of 2 tests pass; timed out after 1 s; the sandbox's processes were killed; 2 more failed")
 

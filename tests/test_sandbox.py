@@ -307,12 +307,101 @@ def test_an_endless_loop_is_killed_at_the_wall_clock_limit_with_its_whole_sandbo
         wall_s=1.5,
         memory_mb=1021,
     )
-    assert report.error == "timed out after 1.5 s; the sandbox's processes were killed"
     assert [(o.name, o.passed) for o in report.outcomes] == [
         ("test_first", True), ("test_spins", False), ("test_never_reached", False)]
-    assert report.outcomes[1].message == "did not finish: timed out after 1.5 s; the sandbox's processes were killed"
-    assert took < 6
+    if not report.starved:  # on a machine so busy that the spinning answer got under a third of a CPU: error
+        assert report.error == "timed out after 1.5 s; the sandbox's processes were killed"
+        assert report.outcomes[1].message == "did not finish: timed out after 1.5 s; the sandbox's processes were killed"
+    assert took < 1.5 * sandbox.STARVED_GRACE + 3
     assert sandbox_processes(1021) == []
+
+
+# A run is timed by its own time: wall time minus the time its processes waited for a CPU. A correct answer
+# on a starved machine must come out as "could not run", never as a timeout of the answer (a full suite on a
+# loaded 2-core machine once failed a correct async-bug answer with "timed out after 30 s").
+
+
+class _FakeQueue:
+    """A run queue whose processes waited ``share`` of the wall time since ``start`` for a CPU."""
+
+    def __init__(self, start: float, share: float):
+        self.start, self.share = start, share
+
+    def sample(self) -> None:
+        pass
+
+    def waited_s(self) -> float:
+        return (time.monotonic() - self.start) * self.share
+
+
+@pytest.mark.parametrize("share, starved, took", [
+    (0.0, False, (0.4, 0.7)),  # never waited: a hang, cut at wall_s
+    (0.5, False, (0.7, 1.1)),  # half the time waiting: cut when it had wall_s of its own, at 2 × wall_s
+    (0.9, True, (1.2, 1.5)),   # starved: stopped at STARVED_GRACE × wall_s without a verdict
+])
+def test_the_wall_clock_counts_only_the_runs_own_time(share, starved, took):
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        start = time.monotonic()
+        result = sandbox._wait_own_time(sleeper, start, 0.4, _FakeQueue(start, share))
+        elapsed = time.monotonic() - start
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert result == (True, starved)
+    assert took[0] <= elapsed < took[1]
+
+
+def test_a_run_that_ends_in_time_is_neither_timed_out_nor_starved():
+    quick = subprocess.Popen(["true"])
+    start = time.monotonic()
+    assert sandbox._wait_own_time(quick, start, 5, _FakeQueue(start, 0.9)) == (False, False)
+
+
+def test_the_run_queue_wait_of_a_process_competing_for_its_cpu_is_measured():
+    cpu = min(os.sched_getaffinity(0))
+    spin = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True:\n    pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2)]  # two on one CPU: each waits
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        queue, idle = sandbox._RunQueue((spinners[0].pid,)), sandbox._RunQueue((sleeper.pid,))
+        time.sleep(0.2)
+        queue.sample(), idle.sample()
+        before = queue.waited_s()
+        time.sleep(1.0)
+        queue.sample(), idle.sample()
+    finally:
+        for proc in (*spinners, sleeper):
+            proc.kill()
+            proc.wait()
+    assert queue.waited_s() - before > 0.2  # about 0.5 s of the 1 s: the other spinner had the CPU
+    assert idle.waited_s() < 0.05  # asleep is not waiting
+
+
+@needs_bwrap
+def test_a_starved_run_is_an_error_of_the_check_not_a_failure_of_the_answer(monkeypatch):
+    from generator.checks import run_checks
+    from generator.config import TaskSpec
+
+    # Forced interleaving: the run's processes "wait" for a CPU 95% of the time, so a correct answer whose
+    # tests take longer than the wall clock (here, sleeping past it) never gets its own wall_s.
+    monkeypatch.setattr(sandbox._RunQueue, "waited_s", lambda self: 0.95 * (time.monotonic() - self.started))
+    real_init = sandbox._RunQueue.__init__
+
+    def init(self, roots):
+        real_init(self, roots)
+        self.started = time.monotonic()
+
+    monkeypatch.setattr(sandbox._RunQueue, "__init__", init)
+    report, took = run("import answer, time\ndef test_slow():\n    time.sleep(5)\n    assert answer.add(1, 2) == 3\n",
+                       wall_s=0.5)
+    assert report.starved and report.error.startswith("the machine was too busy"), report
+    assert report.outcomes == (TestOutcome("test_slow", False, f"did not finish: {report.error}"),)
+    assert took < 0.5 * sandbox.STARVED_GRACE + 2
+    task = TaskSpec.model_validate({"id": "t", "title": "T", "prompt": "p", "checks": [
+        {"type": "python", "timeout_s": 0.5, "code": "import answer, time\ndef test_x():\n    time.sleep(5)\n"}]})
+    (result,) = run_checks(task, "```python\ndef f():\n    return 1\n```\n")
+    assert result.status == "error" and "too busy" in result.detail, result
 
 
 def test_cpu_time_is_limited():

@@ -219,12 +219,16 @@ def test_mkdocs_serve_settles_after_a_change_instead_of_rebuilding_in_a_loop(tmp
             def builds() -> int:
                 return log.read_text().count("Documentation built")
 
-            deadline = time.monotonic() + 60
-            while builds() < 1 and time.monotonic() < deadline and serve.poll() is None:
+            # Edit only once the watcher runs ("Serving on" follows "Watching paths"): an edit made between
+            # the first build and the watcher's start is never seen, whatever the hook does.
+            deadline = time.monotonic() + 90
+            while "Serving on" not in log.read_text() and time.monotonic() < deadline and serve.poll() is None:
                 time.sleep(0.2)
             assert builds() == 1, log.read_text()
+            time.sleep(0.5)
             text = (tmp_path / "benchmark.yaml").read_text()
             (tmp_path / "benchmark.yaml").write_text(text.replace("title: Big Brain vs local", "title: Renamed"))
+            deadline = time.monotonic() + 90
             while builds() < 2 and time.monotonic() < deadline:
                 time.sleep(0.2)
             # The rebuild re-renders docs/, which the watcher sees once more; that echo build changes no
