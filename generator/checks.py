@@ -180,6 +180,14 @@ def _python(check: PythonCheck, answer: ParsedAnswer, prompt: ParsedAnswer | Non
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=math.ceil(check.timeout_s) + 1)
     outcome, messages = _python_run(check, program.code, limits)
     doubts = []
+    # The whole program failed to import, outside the entry point: the entry point's own block alone is tried,
+    # and its result stands when better, but never as certain (the assembly, not the answer, may be at fault).
+    if not outcome.passed and "failed to import" in messages and program.entry_block:
+        alone, alone_messages = _python_run(check, program.entry_block, limits)
+        if (alone.score or 0.0) > (outcome.score or 0.0):
+            doubts.append(f"the program assembled from all its blocks failed to import ({_quote(messages.splitlines()[0])}); "
+                          f"the block defining {check.function} was tested alone")
+            outcome, messages = alone, alone_messages
     # An unclear choice between the answer's own definitions: when they behave differently, the result
     # stands (the one the rule picks) but it cannot be certain.
     for alternative in program.alternatives:
@@ -498,6 +506,11 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
                 return f'the line for {pod} has no UTC time: "{_quote(lines[0])}"'
             if len(lines) > 1:
                 return f"{len(lines)} lines for {pod} in {check.log_file}, expected one per stopped pod"
+        # One log, one clock: every line the script appends with a time of day has it in UTC (a failure line
+        # in local time beside UTC stop lines makes the log lie about the order of events).
+        for line in log.splitlines():
+            if re.search(r"(?<!\d)\d{2}:\d{2}(?!\d)", line) and not _utc_time_in(line, before, after):
+                return f'a line of {check.log_file} has a time that is not UTC: "{_quote(line)}"'
         # The logged set is exact: no line says a pod was stopped when its stop failed or it was never idle (a
         # line that says the stop failed is not such a claim).
         for pod in sorted(_scenario_ids(scenario) - set(expect.logged)):
@@ -629,8 +642,12 @@ def _cron_line(text: str) -> CronLine | None:
     if re.match(r"^[0-9*/,\-?]+$", tokens[5]):
         return CronLine(" ".join(tokens[:6]), " ".join(tokens[6:]), "6 time fields; crontab takes 5")
     schedule = " ".join(tokens[:5])
+    command = " ".join(tokens[5:])
     problem = None if croniter.is_valid(schedule) else "not a valid 5-field schedule"
-    return CronLine(schedule, " ".join(tokens[5:]), problem)
+    if problem is None and re.search(r"(?<!\\)%", command):
+        problem = ("an unescaped % in the command: cron turns % into a newline (the rest becomes the command's "
+                   "input), so the command is cut there; write \\%")
+    return CronLine(schedule, command, problem)
 
 
 def _cron(check: CronCheck, answer: ParsedAnswer) -> Outcome:

@@ -26,9 +26,13 @@ Python (after EvalPlus's sanitizer: by syntax tree, never by picking one fence):
    definitions of the entry point remain and no endorsement tells them apart, the choice is *unclear*:
    ``Program.alternatives`` holds the program built with each other candidate, so a check can test them
    all and say when the answer's own candidates behave differently (the verdict is then never clear).
-5. With an entry point (the function the task names), only the definitions it reaches by name,
-   transitively, are kept, so a test-suite, a demo or a stray ``main()`` block cannot break the import.
-   Without one, all kept definitions are.
+5. With an entry point (the function the task names), only the definitions it reaches by its free names
+   (not its parameters or locals: a "Step 2" fragment ``expected = hmac.new(secret, ...)`` at top level is not
+   pulled in by the function's own local ``expected``), transitively, are kept, so a test-suite, a demo or a
+   stray ``main()`` block cannot break the import; a reached assignment whose value uses a name bound nowhere
+   at module level is dropped. Without one, all kept definitions are. ``Program.entry_block`` is the program
+   from the entry point's own block alone: the python check tests it when the whole program fails to import,
+   and its result is then never certain.
 
 Imports come first, then the definitions in the order they were written.
 
@@ -42,7 +46,9 @@ is taken from the here-document.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+import symtable
 from dataclasses import dataclass
 
 from .parse import ParsedAnswer, is_python
@@ -58,6 +64,7 @@ class Program:
     note: str
     alternatives: tuple[str, ...] = ()  # the program with each other candidate of the entry point (unclear choice)
     defined: frozenset[str] = frozenset()  # every name the answer's python blocks bind anywhere
+    entry_block: str | None = None  # the program from the entry point's own block alone (when it differs)
 
 
 @dataclass
@@ -81,6 +88,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     quoted_dumps = _prompt_definitions(prompt)
     imports: list[ast.stmt] = []
     seen_imports: set[str] = set()
+    block_imports: dict[int, list[ast.stmt]] = {}
     definitions: dict[str, list[_Definition]] = {}
     used = skipped = 0
     for index, block in enumerate(answer.blocks):
@@ -96,6 +104,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
         rejected = block_rejected(block.lead, code)
         for position, node in enumerate(tree.body):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
+                block_imports.setdefault(index, []).append(node)
                 dump = ast.dump(node)
                 if dump not in seen_imports:
                     seen_imports.add(dump)
@@ -115,7 +124,7 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
     if entry and entry in chosen:
         for other in _unclear_alternatives(definitions[entry], chosen[entry]):
             alternatives.append(_assemble({**chosen, entry: other}, imports, entry))
-    keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
+    keep = _reachable(chosen, entry, _import_names(imports)) if entry and entry in chosen else set(chosen)
     quoted = sorted(name for name, d in chosen.items() if d.quoted and name in keep)
     note = f"program built from {used} python block(s)"
     if skipped:
@@ -128,7 +137,16 @@ def python_program(answer: ParsedAnswer, prompt: ParsedAnswer | None = None, ent
         note += f"; a {entry} the answer rejects (\"don't do this\") is left out"
     if alternatives:
         note += f"; {len(alternatives) + 1} different definitions of {entry}, none endorsed: the last one is tested"
-    return Program(code=code, note=note, alternatives=tuple(alternatives), defined=frozenset(bound_names(answer)))
+    entry_block = None
+    if entry and entry in chosen:
+        # The fallback when the whole program does not import: only the block that defines the entry point.
+        home = chosen[entry].order[0]
+        own = {name: _choose([d for d in candidates if d.order[0] == home])
+               for name, candidates in definitions.items() if any(d.order[0] == home for d in candidates)}
+        alone = _assemble(own, block_imports.get(home, []), entry)
+        entry_block = alone if alone != code else None
+    return Program(code=code, note=note, alternatives=tuple(alternatives), defined=frozenset(bound_names(answer)),
+                   entry_block=entry_block)
 
 
 def _choose(candidates: list[_Definition]) -> _Definition:
@@ -153,7 +171,7 @@ def _unclear_alternatives(candidates: list[_Definition], chosen: _Definition) ->
 
 
 def _assemble(chosen: dict[str, _Definition], imports: list[ast.stmt], entry: str | None) -> str:
-    keep = _reachable(chosen, entry) if entry and entry in chosen else set(chosen)
+    keep = _reachable(chosen, entry, _import_names(imports)) if entry and entry in chosen else set(chosen)
     nodes: dict[int, tuple[tuple[int, int], str]] = {}
     for name in keep:
         d = chosen[name]
@@ -353,6 +371,14 @@ def _referenced(node: ast.stmt) -> set[str]:
     return names
 
 
+def _import_names(imports: list[ast.stmt]) -> set[str]:
+    names: set[str] = set()
+    for node in imports:
+        for alias in node.names:
+            names.add(alias.asname or (alias.name.split(".")[0] if isinstance(node, ast.Import) else alias.name))
+    return names
+
+
 def _binds_used_name(node: ast.stmt, used: set[str]) -> bool:
     """An import is kept when a kept definition uses a name it binds (or when it is a star import)."""
     for alias in node.names:
@@ -364,17 +390,47 @@ def _binds_used_name(node: ast.stmt, used: set[str]) -> bool:
     return False
 
 
-def _reachable(chosen: dict[str, _Definition], entry: str) -> set[str]:
+def _reachable(chosen: dict[str, _Definition], entry: str, module_names: set[str] | None = None) -> set[str]:
+    """The definitions the entry point reaches through its FREE names (a parameter or local variable of a
+    function is not a reference to a top-level definition of the same name: ``expected = hmac.new(secret,
+    ...)`` written as a "Step 2" fragment is not pulled in by the function's own local ``expected``), and
+    through attributes (``self.helper()``). A reached assignment whose value uses a name bound nowhere at
+    module level (a fragment using the function's parameters) is dropped."""
+    bound = set(chosen) | (module_names or set()) | set(dir(builtins))
     keep: set[str] = set()
     todo = [entry]
     while todo:
         name = todo.pop()
         if name in keep or name not in chosen:
             continue
+        node = chosen[name].node
+        free = _free_names(node)
+        if name != entry and not isinstance(node, _DEFINITIONS) and not free <= bound:
+            continue
         keep.add(name)
-        todo += [n.id for n in ast.walk(chosen[name].node) if isinstance(n, ast.Name)]
-        todo += [n.attr for n in ast.walk(chosen[name].node) if isinstance(n, ast.Attribute)]  # self.helper()
+        todo += sorted(free)
+        todo += [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]  # self.helper()
     return keep
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """The global names a top-level statement reads: every name read at module level, and in function and
+    class bodies only those that are neither parameters nor locals (Python's own scope rules, via symtable)."""
+    try:
+        table = symtable.symtable(ast.unparse(node), "<answer>", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    names: set[str] = set()
+
+    def visit(t: symtable.SymbolTable, top: bool) -> None:
+        for symbol in t.get_symbols():
+            if symbol.is_referenced() and (top or symbol.is_global()):
+                names.add(symbol.get_name())
+        for child in t.get_children():
+            visit(child, False)
+
+    visit(table, True)
+    return names
 
 
 # ------------------------------------------------------------------------------------------------ shell

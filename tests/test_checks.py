@@ -156,6 +156,25 @@ def test_program_drops_unreachable_code_and_skips_blocks_that_do_not_parse():
     assert program("No code.") is None
 
 
+def test_program_follows_only_free_names_of_the_entry_point():
+    # "Step" fragments at top level bind the same names as the function's parameters and locals
+    steps = fenced("python", "expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()")
+    steps += fenced("python", "payload = json.loads(body)")
+    full = fenced("python", "import hmac, hashlib, json\n\nLIMIT = 10\n\ndef parse(body, secret):\n"
+                            "    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()\n"
+                            "    payload = json.loads(body)\n    return payload if len(body) < LIMIT else expected\n")
+    code = program(steps + full, "parse")
+    assert "LIMIT = 10" in code and code.count("expected =") == 1 and code.count("payload =") == 1
+    compile(code, "answer", "exec")
+    # a reached top-level assignment using a name bound nowhere at module level is dropped
+    dangling = fenced("python", "TOKEN = secret.strip()\n\ndef f(secret):\n    global TOKEN\n    return TOKEN")
+    assert "secret.strip()" not in program(dangling, "f")
+    # a helper's global reached from a method and a default argument are still followed
+    cls = fenced("python", "RETRIES = 3\nBASE = 2\n\nclass C:\n    def go(self, n=BASE):\n        return RETRIES * n\n\n"
+                           "def f():\n    return C().go()")
+    assert "RETRIES = 3" in program(cls, "f") and "BASE = 2" in program(cls, "f")
+
+
 # ------------------------------------------------------------------------------------- scoped checks
 
 
@@ -227,6 +246,16 @@ def test_python_check_names_the_first_failures():
     )
 
 
+def test_python_check_falls_back_to_the_entry_points_block_when_the_program_does_not_import():
+    function = fenced("python", "LIMIT = 10\n\ndef add(a, b):\n    return a + b if LIMIT else None")
+    config = "In production read it from the environment:\n" + fenced(
+        "python", "import os\nLIMIT = int(os.environ['ADD_LIMIT'])")
+    result = check(function + config, type="python", code=ADD_TESTS, function="add")
+    assert result.passed and "the block defining add was tested alone" in result.doubt
+    assert "KeyError" in result.doubt
+    assert check(function, type="python", code=ADD_TESTS, function="add").doubt is None
+
+
 def test_python_check_without_code_or_tests():
     result = check("Just use a + b.", type="python", code=ADD_TESTS)
     assert (result.status, result.detail) == ("fail", "no Python code block in the answer (none that parses)")
@@ -295,6 +324,12 @@ def test_cron_rejects_invalid_schedules():
     assert result.detail == '"0 */15 * * * ?": 6 time fields; crontab takes 5'
     result = check("Run it every 15 minutes from cron.", type="cron")
     assert (result.passed, result.detail) == (False, "no crontab line (5 time fields, then a command) in the answer")
+
+
+def test_cron_fails_an_unescaped_percent_in_the_command():
+    result = check("```\n*/15 * * * * /opt/x.sh >> /tmp/x-$(date +%Y%m%d).log 2>&1\n```\n", type="cron")
+    assert not result.passed and "unescaped % in the command: cron turns % into a newline" in result.detail
+    assert check("```\n*/15 * * * * /opt/x.sh >> /tmp/x-$(date +\\%Y\\%m\\%d).log 2>&1\n```\n", type="cron").passed
 
 
 EVERY_15 = dict(type="cron", every_minutes=15, command="burndown.sh")
@@ -409,6 +444,127 @@ def test_task_checks_separate_the_good_answer_from_the_bad(raw):
     assert any(r.status == "fail" for r in bad)
     assert weighted_pass_rate(good) > weighted_pass_rate(bad)
     assert any(r.critical for r in task.checks)
+
+
+def task_check(task_id: str, name: str) -> dict:
+    """One check of the shipped benchmark.yaml, as its mapping."""
+    return next(c for t in TASKS if t["id"] == task_id for c in t["checks"] if c.get("name") == name)
+
+
+WEBHOOK = """
+    import hashlib, hmac, json
+
+    def parse_gitea_webhook(body, signature, secret):
+        if not signature or not signature.isascii():
+            raise ValueError("signature")
+        expected = hmac.new(secret.encode(), BODY_OF(body), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise ValueError("signature")
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError("json")
+        if not isinstance(payload, dict):
+            raise ValueError("object")
+        return payload
+"""
+
+
+def test_webhook_tests_sign_the_raw_bytes_whitespace_included():
+    spec = task_check("gitea-webhook", "webhook tests")
+    raw = check(fenced("python", WEBHOOK.replace("BODY_OF(body)", "body")), **spec)
+    assert raw.passed, raw.detail
+    stripped = check(fenced("python", WEBHOOK.replace("BODY_OF(body)", "body.strip()")), **spec)
+    assert not stripped.passed and "test_surrounding_whitespace_is_part_of_the_signed_bytes" in stripped.detail
+
+
+FETCHER = """
+    import asyncio
+    import aiohttp
+
+    async def fetch_all(urls):
+        async with aiohttp.ClientSession() as session:
+            async def get(url):
+                async with session.get(url) as resp:
+                    if resp.status >= 400:
+                        raise aiohttp.ClientResponseError(RAISED)
+                    return await resp.json()
+            return list(await asyncio.gather(*map(get, urls)))
+"""
+
+
+def test_fetcher_tests_take_the_status_only_from_the_error_itself():
+    spec = task_check("async-bug", "fetcher tests")
+    right = "resp.request_info, resp.history, status=resp.status, message=resp.reason"
+    assert check(fenced("python", FETCHER.replace("RAISED", right)), **spec).passed
+    wrong = check(fenced("python", FETCHER.replace("RAISED", "resp.status, resp.reason")), **spec)  # status lands in request_info
+    assert not wrong.passed and "ClientResponseError with status" in wrong.detail
+
+
+BURNDOWN = """
+    #!/usr/bin/env bash
+    set -uo pipefail
+    LOCK=/run/lock/burndown.d
+    mkdir "$LOCK" 2>/dev/null || exit 0
+    RELEASE
+    ids=$(podctl list --idle-minutes 30) || exit 1
+    failed=0
+    while IFS= read -r id; do
+        [ -n "$id" ] || continue
+        if podctl stop "$id"; then
+            echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped $id" >> /var/log/fleet-burndown.log
+        else
+            failed=1
+        fi
+    done <<< "$ids"
+    END
+    exit "$failed"
+"""
+
+
+def test_burndown_scenarios_release_the_lock_on_every_exit_path():
+    spec = task_check("fleet-burndown-cron", "burn-down scenarios")
+    trapped = BURNDOWN.replace("RELEASE", "trap 'rmdir \"$LOCK\"' EXIT").replace("END", "")
+    assert check(fenced("bash", trapped), **spec).passed
+    at_end = check(fenced("bash", BURNDOWN.replace("RELEASE", "").replace("END", 'rmdir "$LOCK"')), **spec)
+    assert not at_end.passed
+    assert "the lock is released after a failed listing" in at_end.detail
+
+
+def test_evennia_third_process_check_reads_processes_not_components():
+    spec = task_check("evennia-architecture", "no third process")
+    for invented in ("Evennia also starts a third process, a standalone Django web server.",
+                     "It runs three main processes: Portal, Server and web.",
+                     "A separate web server process serves the site.", "A separate Django web-server process."):
+        assert not check(invented, **spec).passed, invented
+    for fine in ("You mostly work in three components: typeclasses, commands and world.",
+                 "Evennia runs two processes, the Portal and the Server; there is no third process.",
+                 "The web server runs inside the Server process."):
+        assert check(fine, **spec).passed, fine
+    protocol = task_check("evennia-architecture", "no other Portal-Server protocol")
+    assert not check("The two processes communicate over a small internal HTTP/REST API.", **protocol).passed
+    for fine in ("The Portal talks to browsers over HTTP and websockets.", "The two processes talk over AMP, not HTTP."):
+        assert check(fine, **protocol).passed, fine
+    pickled = task_check("evennia-architecture", "entities are not pickled whole")
+    for invented in ("Evennia pickles the whole Python instance into a blob.",
+                     "All objects are kept in memory and are pickled to disk every minute."):
+        assert not check(invented, **pickled).passed, invented
+    assert check("Attributes store any picklable value on an object, in the database.", **pickled).passed
+    # the limit the prompt states outranks any one heuristic lexical check
+    task = next(t for t in TASKS if t["id"] == "evennia-architecture")
+    words = next(c for c in task["checks"] if c["type"] == "word_count")
+    lexical = [c for c in task["checks"] if c["type"] in ("regex", "contains", "not_contains")]
+    assert all(words.get("weight", 1) > c.get("weight", 1) for c in lexical)
+
+
+def test_burndown_log_keeps_one_clock():
+    spec = task_check("fleet-burndown-cron", "burn-down scenarios")
+    trapped = BURNDOWN.replace("RELEASE", "trap 'rmdir \"$LOCK\"' EXIT").replace("END", "")
+    for clock, passes in (("date -u", True), ("date", False)):
+        script = trapped.replace("failed=1", f'failed=1; echo "$({clock} +%FT%T) FAILED $id" >> /var/log/fleet-burndown.log')
+        result = check(fenced("bash", script), **spec)
+        assert result.passed is passes, result.detail
+    assert "has a time that is not UTC" in result.detail
 
 
 def test_the_tasks_are_the_four_of_the_benchmark():

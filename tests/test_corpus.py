@@ -1,6 +1,7 @@
 """The answer corpus (tests/answers/<task>/): every pair of answers whose verdict is constrained, in both
-seatings, through the whole pipeline: `bench run` against the fake Ollama server, then `bench render`, and
-the verdicts read back from docs/results.json.
+seatings, through the pipeline: `bench run` against the fake Ollama server, then the portable record `bench render`
+writes (docs/results.json, made by the same calls, without writing the pairs' pages), and the verdicts read
+back from it.
 
 Rules (expected.yaml grades each answer good or weak):
 - good vs weak: the good answer wins; except that a weak answer marked `separable_without_judge: false` (its
@@ -31,7 +32,11 @@ from conftest import FakeModel, FakeOllama, bench_cli, write_bench
 from generator import cache as cache_mod
 from generator import config
 from generator.evaluate import checks_key, objective_checks
+from generator import results as results_mod
 from generator.records import sha256
+from generator.render.results_json import results_file
+from generator.render.views import Redactor
+from generator.report import gather
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "answers"
@@ -83,8 +88,7 @@ def test_corpus_verdicts(task_id, isolated):
                                                "concurrency_per_host": 4}})
         _check_each_answer_once(config.load(path), texts, isolated / "cache")
         assert bench_cli("run", "--config", str(path)) == 0
-    assert bench_cli("render", "--config", str(path)) == 0
-    verdicts = {t["id"]: t for t in json.loads((isolated / "docs" / "results.json").read_text())["tasks"]}
+    verdicts = {t["id"]: t for t in json.loads(_results_json(path, isolated))["tasks"]}
 
     needs_judge = _needs_judge(task_id)
     wrong, clear = [], []
@@ -109,6 +113,18 @@ def test_needs_a_judge_exemptions_are_few_and_justified(task_id):
     assert len(exempt) <= MAX_NEEDS_JUDGE, sorted(exempt)
     for name in exempt:
         assert expected[name]["grade"] == "weak" and len(expected[name].get("needs_judge_why", "")) > 40, name
+
+
+def _results_json(path: Path, isolated: Path) -> str:
+    """docs/results.json as `bench render` makes it (gather, then the portable record), without writing the
+    hundreds of pages of the pairs' tasks: rendering them is test_render's and test_site's business."""
+    bench = config.load(path)
+    store = cache_mod.AnswerCache.open(isolated / "cache")
+    try:
+        report = gather(bench, store, results_mod.load(isolated / "docs"))
+        return results_file(report, Redactor(bench, report)).to_json()
+    finally:
+        store.close()
 
 
 def _check_each_answer_once(bench: config.Benchmark, texts: dict[str, str], cache_dir: Path) -> None:
