@@ -88,7 +88,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from .errors import BenchError
 from .safety import clean_text
@@ -631,22 +631,11 @@ class _RunQueue:
         self.gone = 0  # waits of threads whose id was reused, ns
 
     def sample(self) -> None:
-        seen, stack = set(), list(self.roots)
-        while stack:
-            pid = stack.pop()
-            if pid in seen:
-                continue
-            seen.add(pid)
-            try:
-                tasks = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
+        for pid, tasks in _process_tree(self.roots):
             for task in tasks:
                 try:
                     with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
                         wait = int(f.read().split()[1])
-                    with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
-                        stack += [int(child) for child in f.read().split()]
                 except (OSError, ValueError, IndexError):
                     continue
                 tid = int(task)
@@ -753,20 +742,35 @@ def _excess(proc: subprocess.Popen, limits: Limits, mounts: tuple[str, ...]) -> 
     return None
 
 
-def _memory_mb(root: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
-    seen, stack, pages = set(), [root], 0
+def _process_tree(roots) -> Iterator[tuple[int, list[str]]]:
+    """Each process of the trees under ``roots`` once, with its thread ids, read from /proc (a process that
+    is gone is skipped)."""
+    seen, stack = set(), list(roots)
     while stack:
         pid = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
         try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                pages += int(f.read().split()[1])
-            for task in os.listdir(f"/proc/{pid}/task"):
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
                 with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
                     stack += [int(child) for child in f.read().split()]
+            except (OSError, ValueError):
+                continue
+        yield pid, tasks
+
+
+def _memory_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    pages = 0
+    for pid, _ in _process_tree((root,)):
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                pages += int(f.read().split()[1])
         except (OSError, ValueError, IndexError):
             pass
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
