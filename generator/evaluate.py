@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from .cache import AnswerCache
 from .config import Benchmark, RubricCheck, TaskSpec
 from .errors import ConfigError
-from .judge import judge_key, rubric_key, rubric_result, run_judge  # noqa: F401  (run_judge: older import path)
+from .judge import rubric_key, rubric_result
 from .records import CellResult, CheckResult, JudgeResult, Review, sha256
 from .results import Portable
 

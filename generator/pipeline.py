@@ -87,7 +87,7 @@ def run_benchmark(bench: Benchmark, cache: AnswerCache, docs_dir: str | Path, *,
     summary = run(bench, cache, portable, only=only, refresh=refresh, on_event=calm, while_loading=prepare)
     calm.close()
     from . import history
-    from .evaluate import run_judge
+    from .judge import run_judge
     from .report import gather
 
     judged = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import yaml
 from conftest import FakeModel, FakeOllama, bench_cli, write_bench
