@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from .errors import ConfigError
+from .machines import ollama_host
 
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64, description="Stable id: a-z 0-9 - _ .")]
@@ -153,34 +154,6 @@ class ModelSpec(Schema):
 # accept as extra body fields. num_ctx is a server setting there, so it is left out of the request and the key.
 OPENAI_OPTIONS = {"temperature", "seed", "num_predict", "top_p", "stop"}
 OPENAI_EXTRA_OPTIONS = {"top_k", "min_p", "repeat_penalty"}
-
-
-def ollama_host(text: str) -> str:
-    """A host as the ollama client reads it (ollama-python _client.py _parse_host), or ValueError.
-
-    ``localhost:11434`` and ``0.0.0.0:11434`` (how OLLAMA_HOST is often set) are accepted; a scheme-less host
-    means http and port 11434. ``user:password@`` is refused: the client drops it, so it would never be sent.
-    """
-    from urllib.parse import urlsplit
-
-    text = text.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "http", text
-    if scheme not in ("http", "https") or not rest or re.search(r"\s", rest):
-        raise ValueError(f"expected a host like http://host:11434 or host:11434, received {text!r}")
-    if "@" in rest.split("/", 1)[0]:
-        raise ValueError("a user:password@ in the host is dropped by the ollama client and would never be sent; "
-                         "use headers: {Authorization: ...} instead")
-    try:
-        split = urlsplit(f"{scheme}://{rest}")
-        port = split.port or (11434 if not sep else 443 if scheme == "https" else 80)
-    except ValueError as e:
-        raise ValueError(f"expected a host like http://host:11434, received {text!r} ({e})") from None
-    host = split.hostname or "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    path = split.path.strip("/")
-    return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "")
 
 
 # ----------------------------------------------------------------------------------------------- checks

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from .config import OPENAI_EXTRA_OPTIONS, OPENAI_OPTIONS, ModelSpec
 from .errors import ProviderError
+from .head_start import LOAD_OPTIONS, load_ms
 from .records import Completion, ModelDetails
 from .safety import CrossOriginRedirect, request_guard
 
@@ -46,7 +47,6 @@ class Request:
         return {k: v for k, v in self.options.items() if k in LOAD_OPTIONS}
 
 
-LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
 
 
 def passable_options(provider: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +217,10 @@ class OllamaProvider(Provider):
             # An empty prompt only loads the model (the reply has done_reason "load" and no durations,
             # server/routes.go). It must carry the timed calls' load options, or their first call reloads it.
             self._client.generate(model=model, prompt="", options=load_options or None)
-        return round((time.perf_counter() - start) * 1000, 3)
+        own = round((time.perf_counter() - start) * 1000, 3)
+        # A head start asked for this load earlier; that request waited for all of it, this one for the rest.
+        earlier = load_ms(self.host, model, load_options or {}, sent_at=start)
+        return earlier if earlier is not None else own
 
     def placement(self, model: str) -> dict[str, int]:
         try:

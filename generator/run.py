@@ -11,21 +11,18 @@ the calls' load-time options, so answer latency is not a load time.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import queue
-import socket
 import threading
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal
-from urllib.parse import urlsplit
 
 from .cache import AnswerCache
 from .config import Benchmark, ModelSpec
 from .errors import ProviderError, UsageError
+from .machines import group_by_machine
 from .plan import make_plan, request_for
 from .providers import Provider, Request, provider_for, redact_url
 from .records import Answer, Cell, Failure, ModelDetails, ModelProbe, build_run_models
@@ -60,38 +57,6 @@ class RunSummary:
 
 def _selected(cell: Cell, only: set[str]) -> bool:
     return not only or cell.task_id in only or cell.model_id in only
-
-
-def machine_of(model: ModelSpec) -> str:
-    """The machine a model runs on: its ``machine:`` key, else the address its host resolves to."""
-    if model.machine:
-        return f"machine {model.machine}"
-    name = urlsplit(model.host).hostname or "localhost"
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)}
-    except OSError:
-        return f"host {name}"  # unresolvable: the probe will say so
-    def local(address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        return ip.is_loopback or ip.is_unspecified  # 0.0.0.0 reaches this machine too
-    if addresses and all(local(a) for a in addresses):
-        return "this machine"
-    return f"address {min(addresses)}"
-
-
-def group_by_machine(models: list[ModelSpec]) -> dict[str, list[ModelSpec]]:
-    """Models by the machine they run on, each machine's models host by host in the order of benchmark.yaml.
-    A host counts as the machine of its first model (a later model on it without machine: joins that one)."""
-    first_seen: dict[str, int] = {}
-    for i, model in enumerate(models):
-        first_seen.setdefault(model.host, i)
-    machines: dict[str, list[ModelSpec]] = defaultdict(list)
-    host_machine: dict[str, str] = {}
-    for model in sorted(models, key=lambda m: first_seen[m.host]):
-        key = f"machine {model.machine}" if model.machine else host_machine.get(model.host) or machine_of(model)
-        host_machine.setdefault(model.host, key)
-        machines[key].append(model)
-    return dict(machines)
 
 
 class _Occupancy:

@@ -100,7 +100,7 @@ def test_a_fresh_cache_is_seeded_from_results_json_instead_of_calling(server, is
 
 def test_hosts_are_grouped_by_machine():
     from generator.config import ModelSpec
-    from generator.run import group_by_machine
+    from generator.machines import group_by_machine
 
     def spec(i, host, machine=None):
         return ModelSpec(id=f"m{i}", model="x", host=host, machine=machine)

@@ -1,0 +1,225 @@
+"""Before `bench run` imports anything heavy: the first model load of each machine, asked for at once.
+
+A `bench run` spends about 0.25 s importing pydantic, httpx and the ollama client before it can call anything,
+and a model load (a second for a small model, a minute for a 27B one) cannot begin before a request asks for
+it. So the process starts here (stdlib and yaml only, on a daemon thread, while the main thread imports): it
+reads benchmark.yaml and asks each machine's first Ollama model to load, with the load-time options its first
+calls carry. The run itself then probes and warms that model through the official client as always; Ollama's
+scheduler makes that warm-up wait for the load under way instead of loading twice (server/sched.go), and the
+load time recorded is that of the request sent first, the one that waited for the whole load.
+
+It asks only when no stored answer can serve the run, so a rerun still calls nothing: no answer in the cache
+(read straight from diskcache's SQLite file) and none in docs/results.json, or --refresh without --only.
+Anything it does not expect (no such file, YAML it cannot read, a ${VARIABLE}, think: true, an option of
+another type, a host it cannot parse, a server that does not answer) means no head start for that model, and
+the run goes exactly as it would without this module. One cost remains: a benchmark.yaml that is well formed
+but fails validation has asked its first models to load before the run stops with the validation message.
+(Issue 12, item 8: a whole `bench run` process within 1.05 x the ideal schedule.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+from .machines import group_by_machine, ollama_host
+
+# Options that decide how Ollama loads a model: a change reloads it (api/types.go Runner options,
+# server/sched.go needsReload). Only num_ctx can be set in benchmark.yaml; the others come with the server.
+LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+DEFAULT_CACHE_DIR = ".cache/bench"  # cache.DEFAULT_DIR, which imports diskcache
+RESULTS_FILE = "results.json"  # results.FILENAME, which imports pydantic
+
+
+class Load:
+    """One load asked for: where, what, with which options, and when it was sent and answered."""
+
+    def __init__(self, host: str, model: str, options: dict, headers: dict[str, str], timeout_s: float):
+        self.host, self.model, self.options, self.headers, self.timeout_s = host, model, options, headers, timeout_s
+        self.key = _key(host, model, options)
+        self.sent = threading.Event()  # set once the request is written, or it failed before
+        self.sent_at: float | None = None  # time.perf_counter()
+        self.ms: float | None = None  # wall time to a 200 answer; None when it failed
+        self.thread: threading.Thread | None = None
+
+
+_planner: threading.Thread | None = None
+_loads: dict[tuple[str, str, str], Load] = {}
+
+
+def _key(host: str, model: str, options: dict) -> tuple[str, str, str]:
+    return host, model, json.dumps(options, sort_keys=True)
+
+
+def begin(argv: list[str], wait_s: float = 0.2) -> None:
+    """Plan and send the head-start loads on daemon threads; returns once they are sent, or after ``wait_s``.
+
+    Waiting lets them have the CPU: beside the imports (the GIL shares it) they left 0.1 s after the process
+    started instead of 0.05 s. A slow name lookup or connection delays them, never the run beyond ``wait_s``."""
+    global _planner
+    deadline = time.monotonic() + wait_s
+    _planner = threading.Thread(target=_plan_and_send, args=(argv,), name="head-start", daemon=True)
+    _planner.start()
+    _planner.join(timeout=wait_s)
+    for load in list(_loads.values()):
+        load.sent.wait(max(0.0, deadline - time.monotonic()))
+
+
+def load_ms(host: str, model: str, options: dict, sent_at: float) -> float | None:
+    """The load time to record for a warm-up sent at ``sent_at`` that has just been answered: the head start's,
+    when it asked for this model with these options before it and was answered; else None."""
+    if _planner is None:
+        return None
+    _planner.join(timeout=5)
+    load = _loads.get(_key(host, model, options))
+    if load is None or load.thread is None or load.sent_at is None or load.sent_at > sent_at:
+        return None
+    load.thread.join(timeout=5)  # the server answered the warm-up, so this load is over or about to be
+    return load.ms
+
+
+def _plan_and_send(argv: list[str]) -> None:
+    try:
+        loads = planned(argv)
+    except Exception:  # a run never fails here: it starts as it would without a head start
+        return
+    for load in loads:
+        load.thread = threading.Thread(target=_send, args=(load,), name=f"head-start {load.model}", daemon=True)
+        _loads[load.key] = load
+        load.thread.start()
+
+
+class _Quiet(argparse.ArgumentParser):
+    """Arguments it cannot read mean no head start; cli's parser then says what is wrong with them."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace | None:
+    """`bench run`'s flags that decide what is called (cli.build_parser declares them for the command)."""
+    parser = _Quiet(add_help=False)
+    parser.add_argument("command")
+    parser.add_argument("--config", default="benchmark.yaml")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--docs-dir", default="docs")
+    parser.add_argument("--refresh", action="store_true")
+    parser.add_argument("--only", nargs="+", default=[])
+    args, _ = parser.parse_known_args(argv)
+    return args if args.command == "run" and not args.only else None
+
+
+def planned(argv: list[str], environ: dict[str, str] | None = None) -> list[Load]:
+    """The loads a `bench run` with these arguments starts with, or [] when it must not ask for any."""
+    import os
+
+    import yaml
+
+    environ = os.environ if environ is None else environ
+    args = _arguments(argv)
+    if args is None:
+        return []
+    data = yaml.load(Path(args.config).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    defaults = data.get("defaults") or {}
+    if defaults.get("warm_up", True) is not True:
+        return []
+    cache_dir = Path(args.cache_dir or environ.get("BENCH_CACHE_DIR") or DEFAULT_CACHE_DIR)
+    if not args.refresh and (_answers_cached(cache_dir) or _answers_committed(Path(args.docs_dir) / RESULTS_FILE)):
+        return []
+    first_task = data["tasks"][0]
+    models = [_Placed(m) for m in data["models"]]
+    loads = []
+    for on_machine in group_by_machine(models).values():
+        first = on_machine[0]  # the run loads a machine's models one after the other, this one first
+        load = first.load(defaults, first_task)
+        if load is not None:
+            loads.append(load)
+    return loads
+
+
+class _Placed:
+    """A model entry of benchmark.yaml as read here, for grouping by machine (see machines.group_by_machine)."""
+
+    def __init__(self, entry: dict):
+        self.entry = entry
+        self.provider = entry.get("provider", "ollama")
+        raw = entry.get("base_url") if self.provider == "openai" else entry.get("host", "http://localhost:11434")
+        if not isinstance(raw, str) or "$" in raw:
+            raise ValueError("a host this module does not read")
+        self.host = raw.rstrip("/") if self.provider == "openai" else ollama_host(raw)
+        machine = entry.get("machine")
+        self.machine = machine if isinstance(machine, str) and machine else None
+
+    def load(self, defaults: dict, first_task: dict) -> Load | None:
+        entry = self.entry
+        model, headers = entry.get("model"), entry.get("headers") or {}
+        if self.provider != "ollama" or entry.get("think") or not isinstance(model, str) or "$" in model:
+            return None
+        if not all(isinstance(v, str) and "$" not in v and v.strip().lower() not in ("", "bearer", "basic")
+                   for v in headers.values()):
+            return None
+        options: dict = {}
+        for layer in (defaults.get("options"), entry.get("options"), first_task.get("options")):
+            options.update({k: v for k, v in (layer or {}).items() if v is not None})
+        load_options = {k: v for k, v in options.items() if k in LOAD_OPTIONS}
+        if not all(type(v) is int and v > 0 for v in load_options.values()):
+            return None
+        timeout = entry.get("timeout_s") or defaults.get("timeout_s") or 600
+        return Load(self.host, model, load_options, {str(k): v for k, v in headers.items()}, float(timeout))
+
+
+def _answers_cached(cache_dir: Path) -> bool:
+    """Whether the answer cache holds any answer (diskcache keeps str keys as they are, in table Cache)."""
+    database = cache_dir / "cache.db"
+    if not database.exists():
+        return False
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT 1 FROM Cache WHERE key >= 'answer:' AND key < 'answer;' LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True  # unreadable here: the run will say why; no head start meanwhile
+
+
+def _answers_committed(path: Path) -> bool:
+    """Whether docs/results.json holds any answer (the run seeds the cache from them instead of calling)."""
+    if not path.exists():
+        return False
+    try:
+        document = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        return any(cell.get("answer") is not None for task in document["tasks"] for cell in task["cells"])
+    except Exception:
+        return True
+
+
+def _send(load: Load) -> None:
+    """POST /api/generate with an empty prompt: Ollama loads the model and answers done_reason "load"."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(load.host)
+    body = {"model": load.model, "prompt": "", "stream": False, **({"options": load.options} if load.options else {})}
+    try:
+        if url.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname, url.port, timeout=load.timeout_s, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=load.timeout_s)
+        load.sent_at = time.perf_counter()
+        conn.request("POST", f"{url.path}/api/generate", body=json.dumps(body),
+                     headers={"Content-Type": "application/json", "Accept": "application/json", **load.headers})
+        load.sent.set()
+        response = conn.getresponse()
+        response.read(65536)
+        if response.status == 200:
+            load.ms = round((time.perf_counter() - load.sent_at) * 1000, 3)
+        conn.close()
+    except (OSError, http.client.HTTPException, ValueError):
+        pass  # the run's own probe meets the same problem and reports it
+    finally:
+        load.sent.set()
