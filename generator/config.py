@@ -22,6 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from .errors import ConfigError
 from .machines import ollama_host
+from .variables import expand_tree, without_empty_credentials
 
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64, description="Stable id: a-z 0-9 - _ .")]
@@ -114,8 +115,7 @@ class ModelSpec(Schema):
     @field_validator("headers")
     @classmethod
     def _drop_empty_headers(cls, v: dict[str, str]) -> dict[str, str]:
-        # "Bearer ${TOKEN:-}" with no token set must send no header rather than an empty credential.
-        return {k: val for k, val in v.items() if val.strip() and val.strip().lower() not in ("bearer", "basic")}
+        return without_empty_credentials(v)
 
     @field_validator("host")
     @classmethod
@@ -421,29 +421,6 @@ class Benchmark(Schema):
 
 # ------------------------------------------------------------------------------------------------ loading
 
-_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-
-
-def expand(text: str, env: dict[str, str]) -> tuple[str, list[str]]:
-    """Expand ${VAR} and ${VAR:-default}, and turn the escape $${ into a literal ${; return the text and the
-    names of unset variables without default."""
-    missing: list[str] = []
-
-    def sub(m: re.Match) -> str:
-        if m.group(0) == "$${":
-            return "${"
-        name, default = m.group(1), m.group(2)
-        value = env.get(name)
-        if value is None or (value == "" and default is not None):
-            if default is None:
-                missing.append(name)
-                return ""
-            return default
-        return value
-
-    return _VAR.sub(sub, text), missing
-
-
 def _format_path(parts: tuple) -> str:
     out = ""
     for p in parts:
@@ -500,18 +477,6 @@ def _data_path(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-def _expand_tree(node: Any, env: dict[str, str], path: tuple, missing: list[tuple[tuple, str]]) -> Any:
-    if isinstance(node, str):
-        value, unset = expand(node, env)
-        missing.extend((path, name) for name in unset)
-        return value
-    if isinstance(node, dict):
-        return {k: _expand_tree(v, env, path + (k,), missing) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_expand_tree(v, env, path + (i,), missing) for i, v in enumerate(node)]
-    return node
-
-
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """A safe loader (libyaml's when present) that refuses a key given twice in one mapping (YAML allows it)."""
 
@@ -565,7 +530,7 @@ def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None 
         raise ConfigError(source, ["(top level): expected a mapping with title, models and tasks"])
 
     missing: list[tuple[tuple, str]] = []
-    data = _expand_tree(data, env, (), missing)
+    data = expand_tree(data, env, (), missing)
     problems = [
         (lines.of(path) or 0, f"{_format_path(path)} (line {lines.of(path)}): environment variable {name} is not set; "
          f"set it or write ${{{name}:-default}}")

@@ -2,18 +2,20 @@
 
 A `bench run` spends about 0.25 s importing pydantic, httpx and the ollama client before it can call anything,
 and a model load (a second for a small model, a minute for a 27B one) cannot begin before a request asks for
-it. So the process starts here (stdlib and yaml only, on a daemon thread, while the main thread imports): it
-reads benchmark.yaml and asks each machine's first Ollama model to load, with the load-time options its first
-calls carry. The run itself then probes and warms that model through the official client as always; Ollama's
+it. So the process starts here, with the stdlib and yaml only: it reads benchmark.yaml and asks each machine's
+first Ollama model to load, with the load-time options its first calls carry, then imports the rest while the
+server loads. The run itself probes and warms that model through the official client as always; Ollama's
 scheduler makes that warm-up wait for the load under way instead of loading twice (server/sched.go), and the
 load time recorded is that of the request sent first, the one that waited for the whole load.
 
 It asks only when no stored answer can serve the run, so a rerun still calls nothing: no answer in the cache
 (read straight from diskcache's SQLite file) and none in docs/results.json, or --refresh without --only.
-Anything it does not expect (no such file, YAML it cannot read, a ${VARIABLE}, think: true, an option of
-another type, a host it cannot parse, a server that does not answer) means no head start for that model, and
-the run goes exactly as it would without this module. One cost remains: a benchmark.yaml that is well formed
-but fails validation has asked its first models to load before the run stops with the validation message.
+Variables are expanded as config expands them. Anything it does not expect (no such file, YAML it cannot
+read, an unset variable, think: true, an option of another type, a host it cannot parse, a server that does
+not answer) means no head start for that model, and the run goes exactly as it would without this module.
+
+Departure from DESIGN.md's order (config validates, then run calls): a file that is well formed but fails
+validation has already asked its first models to load when the run stops with the validation message.
 (Issue 12, item 8: a whole `bench run` process within 1.05 x the ideal schedule.)
 """
 
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 from .machines import group_by_machine, ollama_host
+from .variables import expand_tree, without_empty_credentials
 
 # Options that decide how Ollama loads a model: a change reloads it (api/types.go Runner options,
 # server/sched.go needsReload). Only num_ctx can be set in benchmark.yaml; the others come with the server.
@@ -123,6 +126,10 @@ def planned(argv: list[str], environ: dict[str, str] | None = None) -> list[Load
     if args is None:
         return []
     data = yaml.load(Path(args.config).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    missing: list = []
+    data = expand_tree(data, dict(environ), (), missing)
+    if missing:
+        return []  # the run stops at the unset variable
     defaults = data.get("defaults") or {}
     if defaults.get("warm_up", True) is not True:
         return []
@@ -147,7 +154,7 @@ class _Placed:
         self.entry = entry
         self.provider = entry.get("provider", "ollama")
         raw = entry.get("base_url") if self.provider == "openai" else entry.get("host", "http://localhost:11434")
-        if not isinstance(raw, str) or "$" in raw:
+        if not isinstance(raw, str):
             raise ValueError("a host this module does not read")
         self.host = raw.rstrip("/") if self.provider == "openai" else ollama_host(raw)
         machine = entry.get("machine")
@@ -156,10 +163,9 @@ class _Placed:
     def load(self, defaults: dict, first_task: dict) -> Load | None:
         entry = self.entry
         model, headers = entry.get("model"), entry.get("headers") or {}
-        if self.provider != "ollama" or entry.get("think") or not isinstance(model, str) or "$" in model:
+        if self.provider != "ollama" or entry.get("think") or not isinstance(model, str) or not isinstance(headers, dict):
             return None
-        if not all(isinstance(v, str) and "$" not in v and v.strip().lower() not in ("", "bearer", "basic")
-                   for v in headers.values()):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
             return None
         options: dict = {}
         for layer in (defaults.get("options"), entry.get("options"), first_task.get("options")):
@@ -168,7 +174,7 @@ class _Placed:
         if not all(type(v) is int and v > 0 for v in load_options.values()):
             return None
         timeout = entry.get("timeout_s") or defaults.get("timeout_s") or 600
-        return Load(self.host, model, load_options, {str(k): v for k, v in headers.items()}, float(timeout))
+        return Load(self.host, model, load_options, without_empty_credentials(headers), float(timeout))
 
 
 def _answers_cached(cache_dir: Path) -> bool:

@@ -118,8 +118,8 @@ def test_one_load_per_machine_the_one_the_run_makes_first(isolated):
     assert _planned(isolated, _models(thinking, laptop2)) == []
     served = {"id": "cpp", "provider": "openai", "model": "x", "base_url": "http://127.0.0.1:8080/v1"}
     assert _planned(isolated, _models(served, laptop)) == []
-    token = {**laptop, "headers": {"Authorization": "Bearer ${TOKEN}"}}
-    assert _planned(isolated, _models(token, pod)) == [("http://10.9.8.7:11434", "gemma3:27b", {"num_ctx": 2048})]
+    not_a_mapping = {**laptop, "headers": ["Authorization: x"]}
+    assert _planned(isolated, _models(not_a_mapping, pod)) == [("http://10.9.8.7:11434", "gemma3:27b", {"num_ctx": 2048})]
 
 
 def test_the_load_options_are_those_of_the_first_call(isolated):
@@ -192,3 +192,24 @@ def test_results_json_that_is_damaged_means_no_head_start(isolated, server):
     (isolated / "docs").mkdir()
     (isolated / "docs" / "results.json").write_text(json.dumps({"tasks": "nonsense"}))
     assert head_start.planned(["run", "--config", str(bench)]) == []
+
+
+def test_variables_are_expanded_as_config_expands_them(isolated, monkeypatch):
+    data = _models({"id": "a", "model": "${TAG:-gemma3:4b}", "host": "${HOST:-localhost:11434}",
+                    "headers": {"Authorization": "Bearer ${TOKEN:-}", "X-Team": "${TEAM}"}})
+    monkeypatch.setenv("TEAM", "blue")
+    (isolated / "x.yaml").write_text(yaml.safe_dump(data))
+    (load,) = head_start.planned(["run", "--config", str(isolated / "x.yaml")])
+    assert (load.host, load.model, load.headers) == ("http://localhost:11434", "gemma3:4b", {"X-Team": "blue"})
+    monkeypatch.setenv("TOKEN", "s3cret")
+    monkeypatch.setenv("HOST", "http://10.0.0.5:11434")
+    (load,) = head_start.planned(["run", "--config", str(isolated / "x.yaml")])
+    assert (load.host, load.headers) == ("http://10.0.0.5:11434", {"Authorization": "Bearer s3cret", "X-Team": "blue"})
+    monkeypatch.delenv("TEAM")
+    assert head_start.planned(["run", "--config", str(isolated / "x.yaml")]) == []  # the run stops there
+
+
+def test_the_shipped_benchmark_gets_a_head_start_on_a_fresh_clone(isolated):
+    loads = head_start.planned(["run", "--config", str(ROOT / "benchmark.yaml"), "--docs-dir", str(isolated / "docs")])
+    assert [(load.host, load.model, load.options) for load in loads] == [
+        ("http://localhost:11434", "gemma3:27b", {"num_ctx": 8192})]
