@@ -33,6 +33,7 @@ class ModelReport:
     server_version: str | None
     warm_up_ms: float | None  # the empty-prompt load recorded with the model's first answers
     from_record: bool  # host and hardware come from answers (False: from today's benchmark.yaml)
+    num_ctx: int | None = None  # the context window the calls ask for (in the cache key, so the answers' own)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def _most_common(values: list) -> object:
     return max(reversed(values), key=values.count)
 
 
-def _model_report(model: ModelSpec, cells: list[CellResult], probe: ModelProbe | None, portable: Portable) -> ModelReport:
+def _model_report(model: ModelSpec, cells: list[CellResult], probe: ModelProbe | None, portable: Portable,
+                  num_ctx: int | None = None) -> ModelReport:
     status, reason = _model_status(cells)
     answers: list[Answer] = sorted((c.answer for c in cells if c.answer), key=lambda a: a.created_at)
     committed = portable.model(model.id)
@@ -110,7 +112,7 @@ def _model_report(model: ModelSpec, cells: list[CellResult], probe: ModelProbe |
     return ModelReport(spec=model, status=status, reason=reason, probe=probe,
                        host=recorded_host or redact_url(model.host),
                        hardware=recorded_hw if from_record else model.hardware, details=details, digest=digest,
-                       server_version=version, warm_up_ms=warm, from_record=from_record)
+                       server_version=version, warm_up_ms=warm, from_record=from_record, num_ctx=num_ctx)
 
 
 def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: Evidence | None = None) -> Report:
@@ -123,7 +125,9 @@ def gather(bench: Benchmark, cache: AnswerCache, portable: Portable, evidence: E
     models = []
     for model in bench.models:
         cells = [t.cell(model.id) for t in tasks]
-        models.append(_model_report(model, cells, cache.probe(model.id), portable))
+        # An OpenAI-compatible server cannot be sent num_ctx: its context is the server's setting.
+        num_ctx = bench.defaults.options.merged(model.options).num_ctx if model.provider == "ollama" else None
+        models.append(_model_report(model, cells, cache.probe(model.id), portable, num_ctx))
     stamps = [c.answer.created_at if c.answer else c.failure.at for t in tasks for c in t.cells
               if c.answer or (c.failure and c.failure.at)]
     return Report(bench=bench, models=models, tasks=tasks, generated_at=max(stamps) if stamps else None)

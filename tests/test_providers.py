@@ -48,10 +48,13 @@ def test_a_model_partly_on_cpu_is_recorded(isolated):
     with FakeOllama([FakeModel("gemma3:4b", size=6_000_000_000, size_vram=2_000_000_000)]) as server:
         bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=[
             {"id": "a", "title": "A", "prompt": "One."}])
-        _edit(bench, lambda d: d["models"].pop(0))
+        _edit(bench, lambda d: (d["models"].pop(0), d["defaults"]["options"].update(num_ctx=2048)))
         bench_cli("run", "--config", str(bench))
     details = cache_mod.AnswerCache.open(isolated / "cache").probe("local").details
     assert (details.size_bytes, details.vram_bytes) == (6_000_000_000, 2_000_000_000)
+    assert bench_cli("render", "--config", str(bench)) == 0
+    summary = (isolated / "docs" / "big-brain-benchmark.md").read_text()
+    assert "context 2048; 6\\.0 GB, 2\\.0 GB in GPU memory \\(partly on CPU\\)" in summary
 
 
 def test_think_on_a_model_without_thinking_is_reported_before_any_call(server, isolated, capsys):
@@ -68,12 +71,17 @@ def test_an_ollama_without_capabilities_is_asked_anyway(isolated, capsys):
     with FakeOllama([FakeModel("smollm2:135m")], version="0.5.4-ipexllm-20250407") as server:
         bench = write_bench(isolated / "benchmark.yaml", big_host=server.url, tasks=[
             {"id": "a", "title": "A", "prompt": "One."}])
-        _edit(bench, lambda d: (d["models"].pop(0), d["models"][0].update(model="smollm2:135m", think=True)))
+        _edit(bench, lambda d: (d["models"].pop(0), d["models"][0].update(model="smollm2:135m", think=True),
+                                d["defaults"]["options"].update(num_ctx=2048)))
         assert bench_cli("run", "--config", str(bench)) == 0
     assert "1 cells: 0 cached, 1 called, 0 failed" in capsys.readouterr().out
     details = cache_mod.AnswerCache.open(isolated / "cache").probe("local").details
     assert details.capabilities is None and details.context_length is None
     assert details.server_version.startswith("0.5.4")
+    # Its /api/ps has no context_length: the page gives the context the calls asked for, and says so.
+    assert bench_cli("render", "--config", str(bench)) == 0
+    summary = (isolated / "docs" / "big-brain-benchmark.md").read_text()
+    assert "context 2048 asked \\(not reported by the server\\)" in summary
 
 
 def test_tags_match_as_ollama_matches_them(isolated, capsys):

@@ -75,6 +75,7 @@ class ModelView:
     warm_up_ms: float | None
     server_version: str | None = None
     from_record: bool = False
+    num_ctx: int | None = None  # the context the calls ask for
 
     @property
     def size(self) -> str | None:
@@ -84,11 +85,14 @@ class ModelView:
 
     @property
     def memory(self) -> str | None:
-        """'context 8192; 1.2 of 3.3 GB in GPU memory (partly on CPU)', from what the server reports."""
+        """'context 8192; 1.2 of 3.3 GB in GPU memory (partly on CPU)', from what the server reports. A server
+        that does not report its context (Ollama before 0.6 has no context_length in /api/ps) gets the one the
+        calls asked for, said to be asked."""
         d = self.details
         if d is None:
             return None
-        parts = [f"context {d.context_length}"] if d.context_length else []
+        parts = [f"context {d.context_length}"] if d.context_length else \
+            [f"context {self.num_ctx} asked (not reported by the server)"] if self.num_ctx else []
         if d.size_bytes:
             vram = d.vram_bytes or 0
             where = ("all in GPU memory" if vram >= d.size_bytes else "on CPU" if vram == 0
@@ -252,7 +256,7 @@ def _model_view(m: ModelReport, redact: Redactor) -> ModelView:
     return ModelView(id=m.spec.id, label=m.spec.display, tag=m.spec.model, provider=m.spec.provider,
                      host=redact.host(m.host), hardware=m.hardware, status=m.status, reason=redact(m.reason),
                      details=m.details, digest=m.digest, warm_up_ms=m.warm_up_ms,
-                     server_version=redact(m.server_version), from_record=m.from_record)
+                     server_version=redact(m.server_version), from_record=m.from_record, num_ctx=m.num_ctx)
 
 
 def views(report: Report, redact: Redactor) -> tuple[list[ModelView], list[TaskView]]:
