@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from .errors import ConfigError
 from .machines import ollama_host
-from .variables import expand_tree, without_empty_credentials
+from .source import UniqueKeyLoader, expand_tree, without_empty_credentials
 
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64, description="Stable id: a-z 0-9 - _ .")]
@@ -57,7 +57,7 @@ class Options(Schema):
 
 class Defaults(Schema):
     options: Options = Field(default_factory=Options, description="Options for every call unless overridden.")
-    timeout_s: float = Field(600, gt=0, description="Seconds a call may take before it is given up.")
+    timeout_s: float = Field(600, gt=0, le=86400, description="Seconds a call may take before it is given up.")
     concurrency_per_host: int = Field(1, ge=1, le=32, description="Calls in flight at once on one host.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a transient failure (reset, 502/503).")
     max_answer_chars: int = Field(2_000_000, gt=0, description="A longer answer is dropped as a failure.")
@@ -95,7 +95,7 @@ class ModelSpec(Schema):
     hardware: str | None = Field(None, description="Declared hardware, shown in the environment table.")
     options: Options | None = Field(None, description="Options overriding defaults.options for this model.")
     think: bool | None = Field(None, description="Ask a thinking model to think (kept apart from the answer).")
-    timeout_s: float | None = Field(None, gt=0, description="Overrides defaults.timeout_s for this model.")
+    timeout_s: float | None = Field(None, gt=0, le=86400, description="Overrides defaults.timeout_s for this model.")
 
     @property
     def display(self) -> str:
@@ -477,25 +477,6 @@ def _data_path(loc: tuple, data: Any) -> tuple:
     return tuple(out)
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """A safe loader (libyaml's when present) that refuses a key given twice in one mapping (YAML allows it)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _cross_problems(bench: Benchmark) -> list[tuple[tuple, str]]:
     """Problems that span keys: duplicate ids, a judge naming no model."""
     problems: list[tuple[tuple, str]] = []
@@ -514,7 +495,7 @@ def parse(text: str, source: str = "benchmark.yaml", env: dict[str, str] | None 
     """Validate benchmark.yaml text. Raises ConfigError listing every problem."""
     env = dict(os.environ) if env is None else env
     try:
-        loader = _UniqueKeyLoader(text)
+        loader = UniqueKeyLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

@@ -5,8 +5,8 @@ Endpoints: /api/chat and /api/generate (NDJSON streaming with chunked encoding, 
 Configurable per model: answers, thinking, chunk delays, load time (one model in memory at a time if
 asked), done_reason, and faults. Every request is logged so tests can count calls.
 
-It replays the shapes recorded from a real Ollama (tests/recordings/ollama-0.5.4.txt; test_recordings.py
-compares them field by field) and the behaviours read in ollama/ollama's sources: durations in nanoseconds
+It replays the shapes recorded from two real Ollama builds (tests/recordings/ollama-0.5.4.txt and
+ollama-0.9.3.txt; test_recordings.py compares them field by field; ``version=`` picks the behaviour) and the behaviours read in ollama/ollama's sources: durations in nanoseconds
 (api/types.go); digests without the sha256: prefix (manifest/manifest.go); the empty-prompt load reply with
 done_reason "load" and no durations (server/routes.go); a reload when load-time options such as num_ctx
 change (server/sched.go); HTTP 400 '"<model>" does not support thinking' (server/routes.go); capabilities
@@ -16,6 +16,7 @@ in /api/show; names matched case-insensitively, a bare name meaning name:latest 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,11 +111,30 @@ class FakeOllama(LoopbackServer):
     def url(self) -> str:
         return self.address
 
+    def at_least(self, version: str) -> bool:
+        """Whether this server's version is ``version`` or later ("0.5.4-ipexllm-20250407" reads as 0.5.4)."""
+        def parts(v: str) -> tuple[int, ...]:
+            found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", v)
+            return tuple(int(p or 0) for p in found.groups()) if found else (999,)  # unreadable: the newest
+        return parts(self.version) >= parts(version)
+
     @property
     def modern(self) -> bool:
-        """Ollama 0.5.x (the recorded build) lists no capabilities, ignores think and has no context_length
-        in /api/ps; later versions do all three."""
-        return not self.version.startswith("0.5")
+        """Recorded: Ollama 0.5.4 lists no capabilities in /api/show and ignores think; 0.9.3 lists them and
+        answers think on a model without it with 400 (tests/recordings/)."""
+        return self.at_least("0.9.0")
+
+    @property
+    def reports_context(self) -> bool:
+        """/api/ps context_length: added by ollama/ollama#11331 (July 2025, v0.9.6); absent in both recordings."""
+        return self.at_least("0.9.6")
+
+    def no_thinking_error(self, asked: str) -> str:
+        """The 400 body for think on a model without it: 0.9.3 names the full model (recorded); the current
+        source quotes the name asked for (server/routes.go)."""
+        if self.at_least("0.10.0"):
+            return f'"{asked}" does not support thinking'
+        return f"registry.ollama.ai/library/{asked} does not support thinking"
 
     def add(self, model: FakeModel) -> FakeModel:
         self.models[model.tag] = model
@@ -231,7 +251,7 @@ class FakeOllama(LoopbackServer):
                 num_ctx = server.load_options.get(m.tag, {}).get("num_ctx", 4096)
                 return {**entry, "expires_at": "2026-01-01T00:05:00Z",
                         "size_vram": m.size if m.size_vram is None else m.size_vram,
-                        **({"context_length": num_ctx} if server.modern else {})}
+                        **({"context_length": num_ctx} if server.reports_context else {})}
 
             # -- POST --
             def do_POST(self) -> None:
@@ -250,6 +270,7 @@ class FakeOllama(LoopbackServer):
                              "modified_at": "2026-01-01T00:00:00Z"}
                     if server.modern:
                         shown["capabilities"] = model.caps()
+                        shown["tensors"] = [{"name": "token_embd.weight", "type": "Q8_0", "shape": [576, 49152]}]
                     return self._json(200, shown)
                 if self.path not in ("/api/chat", "/api/generate"):
                     return self._json(404, {"error": "404 page not found"})
@@ -257,7 +278,7 @@ class FakeOllama(LoopbackServer):
                 if model is None:
                     return self._json(404, {"error": f'model "{body.get("model")}" not found, try pulling it first'})
                 if body.get("think") and server.modern and "thinking" not in model.caps():
-                    return self._json(400, {"error": f'"{body.get("model")}" does not support thinking'})
+                    return self._json(400, {"error": server.no_thinking_error(str(body.get("model")))})
                 if entry.generation and model.fault and self._fault_applies(model):
                     return self._fault(model, body)
                 load_ns = server._load(model, body.get("options") or {})

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, bench_cli
 
-from generator.cli import build_parser
+from generator.arguments import build_parser
 
 
 def test_every_command_is_in_the_readme():

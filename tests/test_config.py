@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import bench_cli, dedent
 
-from generator import config, variables
+from generator import config, source
 from generator.errors import ConfigError
 
 GOOD = dedent("""
@@ -113,7 +113,7 @@ def test_a_doubled_dollar_keeps_a_literal_brace_variable_in_check_code_and_stubs
     python, shell = bench.tasks[0].checks[1:]
     assert python.code == "import os\nX = '${HOME}'\ndef test_x(): pass\n"
     assert shell.stubs["podctl"] == 'echo "${1:-none} ${NAME} me" >> calls.log; echo $$ ${#ids[@]}'
-    assert variables.expand("$${UNSET}", {}) == ("${UNSET}", [])
+    assert source.expand("$${UNSET}", {}) == ("${UNSET}", [])
 
 def test_empty_bearer_token_sends_no_header_and_tokens_are_known_secrets():
     text = _replace('host: "http://gpu:11434"}', 'host: "http://gpu:11434", headers: {Authorization: "Bearer ${TOK:-}"}}')

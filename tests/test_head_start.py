@@ -213,3 +213,90 @@ def test_the_shipped_benchmark_gets_a_head_start_on_a_fresh_clone(isolated):
     loads = head_start.planned(["run", "--config", str(ROOT / "benchmark.yaml"), "--docs-dir", str(isolated / "docs")])
     assert [(load.host, load.model, load.options) for load in loads] == [
         ("http://localhost:11434", "gemma3:27b", {"num_ctx": 8192})]
+
+
+# -- what a review found (each was a load the run would not have asked for, or a wrong load time) -------------
+
+
+@pytest.mark.parametrize("argv", [["run", "--help"], ["run", "-h"], ["run", "task-1"], ["--refresh", "run"],
+                                  ["run", "--config"], ["run", "--bogus"]])
+def test_arguments_the_cli_refuses_or_answers_with_help_load_nothing(isolated, server, argv):
+    write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    head_start.begin(argv)
+    assert head_start._loads == {} and not server.log
+
+
+def test_a_model_listed_twice_is_given_the_head_start_s_load_time_once(isolated):
+    with FakeOllama([FakeModel("gemma3:4b", load_s=0.5)]) as server:
+        bench = _edit(write_bench(isolated / "benchmark.yaml", big_host=server.url), _num_ctx)
+        _edit(bench, lambda d: (d["models"].pop(0), d["models"].append({**d["models"][0], "id": "again"})))
+        assert _bench_process(isolated, "run", "--config", str(bench)).returncode == 0
+        assert server.loads == 1
+    store = cache_mod.AnswerCache.open(isolated / "cache")
+    assert store.probe("local").warm_up_ms >= 450
+    assert store.probe("again").warm_up_ms < 100  # it found the model loaded: it paid for no load
+
+
+def test_a_proxy_https_or_a_busy_cache_means_no_head_start(isolated, server, monkeypatch):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    argv = ["run", "--config", str(bench)]
+    assert head_start.planned(argv) != []
+    assert head_start.planned(argv, {"HTTPS_PROXY": "http://proxy:3128"}) == []
+    assert head_start.planned(argv, {"all_proxy": "socks5://proxy:1080"}) == []
+    _edit(bench, lambda d: d["models"][0].update(host=server.url.replace("http:", "https:")))
+    assert head_start.planned(argv) == []  # https: TLS trust is httpx's to decide
+    _edit(bench, lambda d: d["models"][0].update(host=server.url))
+    store = cache_mod.AnswerCache.open(isolated / "cache")
+    with store.run_lock():  # another bench run holds the cache: this one will stop, and load nothing
+        assert head_start.planned(argv) == []
+    assert head_start.planned(argv) != []
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["models"][0].update(hots=d["models"][0].pop("host")),  # a typo leaves the host at localhost
+    lambda d: d["defaults"]["options"].update(num_gpu=0),
+    lambda d: d.update(modles=[]),
+    lambda d: d["defaults"].update(timeout_s=float("inf")),
+])
+def test_a_key_config_would_refuse_or_a_value_it_would_read_otherwise_sends_nothing(isolated, server, edit):
+    bench = _edit(write_bench(isolated / "benchmark.yaml", big_host=server.url), edit)
+    assert head_start.planned(["run", "--config", str(bench)]) == []
+
+
+def test_a_key_given_twice_sends_nothing(isolated, server):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    lines = bench.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == f"host: {server.url}")
+    lines.insert(at, lines[at].replace(server.url, "http://127.0.0.1:9"))
+    bench.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match="given twice"):
+        head_start.planned(["run", "--config", str(bench)])
+    head_start.begin(["run", "--config", str(bench)])
+    assert head_start._loads == {} and not server.log
+
+
+def test_the_keys_it_knows_are_config_s():
+    from generator import config
+
+    assert head_start.TOP_KEYS == set(config.Benchmark.model_fields) - {"source_sha256", "source_path"}
+    assert head_start.DEFAULTS_KEYS == set(config.Defaults.model_fields)
+    assert head_start.MODEL_KEYS == set(config.ModelSpec.model_fields)
+    assert head_start.OPTION_KEYS == set(config.Options.model_fields)
+
+
+@pytest.mark.parametrize("name", ["results?v2", "run#2"])
+def test_a_cache_path_with_uri_characters_is_read_not_made(isolated, server, name):
+    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
+    assert bench_cli("run", "--config", str(bench), "--cache-dir", name) == 0
+    before = sorted(p.name for p in isolated.iterdir())
+    assert head_start.planned(["run", "--config", str(bench), "--cache-dir", name]) == []  # answers are there
+    assert sorted(p.name for p in isolated.iterdir()) == before
+
+
+def test_nothing_is_printed_whatever_fails(isolated, capfd):
+    (isolated / "benchmark.yaml").write_text("title: T\nmodels: [{id: a, model: m, host: 'http://[::1'}]\ntasks: [x]\n")
+    head_start.begin(["run"])
+    load = head_start.Load("http://127.0.0.1:1", "m", {}, {}, float("inf"))  # a timeout the socket refuses
+    head_start._send(load)
+    assert load.ms is None and load.sent.is_set()
+    assert capfd.readouterr() == ("", "")

@@ -162,3 +162,49 @@ def test_llama_cpp_stream_with_usage_and_timings():
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
     assert chunks[-2]["choices"][0]["finish_reason"] == "length" and chunks[-1]["choices"] == []
     assert chunks[-1]["model"] == "smollm2:135m"  # its one model, whatever the request named
+
+
+OLLAMA_09 = recorded("ollama-0.9.3.txt")
+
+
+@pytest.fixture
+def ollama_09():
+    with FakeOllama([FakeModel("smollm2:135m", answer="Bonjour! Je suis votre assistant.", chunks=6, size=298153728,
+                               size_vram=0, family="llama", parameter_size="134.52M", quantization_level="Q4_1")],
+                    version="0.9.3") as server:
+        yield server
+
+
+def test_ollama_09_stream_load_and_errors(ollama_09):
+    url = ollama_09.url
+    assert differences(OLLAMA_09["GET /api/version"][1][0], httpx.get(f"{url}/api/version").json()) == []
+    _, real = OLLAMA_09["POST /api/chat stream (smollm2:135m, options seed/temperature/num_predict 24, num_ctx 2048)"]
+    lines = _ndjson(httpx.post(f"{url}/api/chat", json={
+        "model": "smollm2:135m", "messages": [{"role": "user", "content": "hi"}],
+        "options": {"seed": 42, "temperature": 0, "num_predict": 24, "num_ctx": 2048}}))
+    for real_line, fake_line in ((real[0], lines[0]), (real[-1], lines[-1])):
+        assert differences(real_line, fake_line) == [] and set(fake_line) == set(real_line)
+    _, real = OLLAMA_09["POST /api/generate empty prompt (load only)"]
+    fake = httpx.post(f"{url}/api/generate", json={"model": "smollm2:135m", "prompt": "", "stream": False}).json()
+    assert set(fake) == set(real[0]) and fake["done_reason"] == "load"
+    for title, path, body in (("POST /api/chat unknown model", "/api/chat", {"model": "nope:1b", "messages": []}),
+                              ("POST /api/show unknown model", "/api/show", {"model": "nope:1b"}),
+                              ("POST /api/chat think true on a non-thinking model", "/api/chat",
+                               {"model": "smollm2:135m", "think": True, "stream": False,
+                                "messages": [{"role": "user", "content": "hi"}]})):
+        status, real = OLLAMA_09[title]
+        response = httpx.post(f"{url}{path}", json=body)
+        assert (response.status_code, response.json()) == (status, real[0]), title
+
+
+def test_ollama_09_show_lists_capabilities_and_ps_has_no_context(ollama_09):
+    _, real = OLLAMA_09["POST /api/show smollm2:135m (model_info, tensors and modelfile trimmed)"]
+    fake = httpx.post(f"{ollama_09.url}/api/show", json={"model": "smollm2:135m"}).json()
+    assert differences(real[0], fake, skip=tuple(f".model_info.{k}" for k in real[0]["model_info"])) == []
+    assert real[0]["capabilities"] == fake["capabilities"] == ["completion"]
+    httpx.post(f"{ollama_09.url}/api/generate", json={"model": "smollm2:135m", "prompt": "", "stream": False})
+    _, real = OLLAMA_09["GET /api/ps"]
+    fake = httpx.get(f"{ollama_09.url}/api/ps").json()
+    assert differences(real[0], fake) == []
+    # context_length came with ollama/ollama#11331 (v0.9.6): neither recorded build has it, nor the fake of one.
+    assert "context_length" not in real[0]["models"][0] and "context_length" not in fake["models"][0]

@@ -1,12 +1,35 @@
-"""${VAR} and ${VAR:-default} in benchmark.yaml, expanded from the environment (config, and head_start before it).
+"""benchmark.yaml as written, before validation: YAML that refuses a key given twice, ${VAR} and
+${VAR:-default} expanded from the environment, empty credentials dropped.
 
-Stdlib only, so `bench run` can read the file the same way before its heavy imports.
+Stdlib and yaml only: config reads the file through these, and head_start reads it the same way before
+`bench run`'s heavy imports.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import yaml
+
+
+class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe loader (libyaml's when present) that refuses a key given twice in one mapping (YAML allows it)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
