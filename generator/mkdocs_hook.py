@@ -20,6 +20,7 @@ from generator.cache import DEFAULT_DIR, AnswerCache
 from generator.errors import BenchError
 from generator.evaluate import reviews_path
 from generator.render import html_text, nav, render
+from generator.safety import Redactor
 
 log = logging.getLogger("mkdocs.hooks.bench")
 
@@ -29,7 +30,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     cache_dir = os.environ.get("BENCH_CACHE_DIR") or str(root / DEFAULT_DIR)
     try:
         bench = bench_config.load(root / "benchmark.yaml")
-        store = AnswerCache.open(cache_dir)
+        store = AnswerCache.open(cache_dir, redact=Redactor.for_benchmark(bench))  # as `bench render` opens it
         try:
             # extra.notice (the demo sets it) is shown by the theme and put at the top of every generated page.
             changed = render(bench, store, config.docs_dir, site_src=root / "site_src",
