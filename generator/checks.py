@@ -44,7 +44,7 @@ from .config import (
     WordCountCheck,
 )
 from .parse import ParsedAnswer, parse_answer
-from .program import python_program, shell_script
+from .program import python_program, shell_script, shell_scripts
 from .records import CheckResult
 
 DETAIL_CHARS = 500
@@ -55,7 +55,11 @@ _REGEX_FLAGS = {"IGNORECASE": (re.IGNORECASE, "i"), "MULTILINE": (re.MULTILINE, 
 _NEGATION = re.compile(r"\b(no|not|never|without|neither|nor|none|lacks?|cannot|instead of|rather than|"
                        r"isn't|aren't|doesn't|don't|didn't|wasn't|won't|has no|there is no)\b|n't\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n\s*[-*+]\s+|\n\s*\d+[.)]\s+")
-_TZ = "XST-05:45"  # POSIX TZ, local = UTC+5:45 with no tzdata needed: a local time can never pass as UTC
+# Scripts run as under cron: no TZ in their environment, local time from /etc/localtime, here UTC+5:45, so a
+# local time can never pass as UTC and `TZ=UTC` without `export` (which date never sees) is caught. Without
+# tzdata, TZ is set to the same offset instead (POSIX form): then only the unexported assignment goes unseen.
+LOCAL_ZONE = "Asia/Kathmandu"
+_TZ = "XST-05:45"
 
 
 class _CouldNotRun(Exception):
@@ -421,12 +425,25 @@ done
 
 def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
     name = check.script_path.rsplit("/", 1)[-1] if check.script_path else None
-    script = shell_script(answer, name, tuple(check.stubs))
-    if script is None:
+    scripts = shell_scripts(answer, name, tuple(check.stubs))
+    if not scripts:
         return Outcome(False, "no shell script (```bash, ```sh or ```shell) in the answer", 0.0)
     target = check.script_path if check.script_path and any(
         check.script_path.startswith(d.rstrip("/") + "/") for d in check.writable_dirs) else f"./{SCRIPT}"
     runner = _cron_runner(answer, name, target)
+    outcome = _scenarios(check, scripts[-1], runner)
+    # Two scripts the answer offers on an equal footing ("the one I would deploy"): the last is graded; when
+    # another behaves differently, the result stands but cannot be certain.
+    for alternative in scripts[:-1]:
+        other = _scenarios(check, alternative, runner)
+        if (other.score, other.passed) != (outcome.score, outcome.passed):
+            return Outcome(outcome.passed, outcome.detail, outcome.score, outcome.isolation,
+                           f"the answer gives {len(scripts)} scripts that behave differently (another one: "
+                           f"{other.detail.split(';')[0]}); the last one is graded")
+    return outcome
+
+
+def _scenarios(check: ShellCheck, script: str, runner: str) -> Outcome:
     # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
     isolations: set[str] = set()
     with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
@@ -468,8 +485,12 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
     argv = ["bash", "driver.sh", str(scenario.runs), "1" if scenario.concurrent else "0"]
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
     before = datetime.now(timezone.utc)
-    run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs),
-                              env={"TZ": _TZ, **scenario.env})
+    if sandbox.local_zone_file(LOCAL_ZONE) and sandbox.isolation().mode == "bubblewrap":
+        zone, env = LOCAL_ZONE, dict(scenario.env)
+    else:
+        zone, env = None, {"TZ": _TZ, **scenario.env}
+    run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs), env=env,
+                              local_zone=zone)
     seen(run.isolation)
     after = datetime.now(timezone.utc)
     if run.timed_out:

@@ -39,8 +39,9 @@ Imports come first, then the definitions in the order they were written.
 Shell: the script is a shell block that is not only a crontab line or one-off commands (``chmod +x …``,
 ``crontab -e``), ranked by ``shell_script``: one the answer does not reject, one that calls the check's stub
 commands rather than implementing them (a fake ``podctl`` for local testing), one naming the script path,
-a substantial one, and only then the largest; a script written out by ``cat > file <<'EOF'`` inside a block
-is taken from the here-document.
+a substantial one; among equals the last is graded (the answer's final word) and the others are run too, as
+for Python definitions; a script written out by ``cat > file <<'EOF'`` inside a block is taken from the
+here-document.
 """
 
 from __future__ import annotations
@@ -441,14 +442,22 @@ _ONE_OFF = re.compile(r"^\s*(\$\s+)?(sudo\s+)?(chmod|chown|crontab|mkdir|touch|i
 
 
 def shell_script(answer: ParsedAnswer, name_hint: str | None = None, stubs: tuple[str, ...] = ()) -> str | None:
-    """The answer's shell script, or None when it has none.
+    """The answer's shell script (the last of ``shell_scripts``), or None when it has none."""
+    scripts = shell_scripts(answer, name_hint, stubs)
+    return scripts[-1] if scripts else None
+
+
+def shell_scripts(answer: ParsedAnswer, name_hint: str | None = None, stubs: tuple[str, ...] = ()) -> list[str]:
+    """The answer's candidate shell scripts that rank first, in the answer's order: the last is the one graded
+    (an answer's later version is its final word, as for Python definitions), the others are alternatives
+    whose different behaviour makes the result uncertain.
 
     A here-document that writes the script (``cat > /opt/fleet/burndown.sh <<'EOF'``) is the script; otherwise
     a shell block that is more than one-off commands and crontab lines, ranked: not rejected by the answer
     ("don't do this:"), then one that CALLS the stub commands (``podctl list``) rather than implementing
     them (``case "$1" in list)``, a ``podctl()`` function, a here-document writing ``podctl``: a fake for
     local testing), then one that does not implement a command at all, then one naming the script
-    (``name_hint``) in itself or its lead-in, then a substantial one (5 lines or more); size only breaks ties.
+    (``name_hint``) in itself or its lead-in, then a substantial one (5 lines or more).
     """
     written: list[tuple[tuple, str]] = []
     candidates: list[tuple[tuple, str]] = []
@@ -464,7 +473,10 @@ def shell_script(answer: ParsedAnswer, name_hint: str | None = None, stubs: tupl
         if block.language == "shell" and not _only_one_offs(block.code):
             candidates.append((_shell_rank(block.code, block.lead, name_hint, stubs), block.code))
     pool = written or candidates
-    return max(pool, key=lambda item: item[0])[1] if pool else None
+    if not pool:
+        return []
+    best = max(rank for rank, _ in pool)
+    return [code for rank, code in pool if rank == best]
 
 
 _DISPATCH = re.compile(r"^\s*case\s+\"?\$\{?(1|@|\*)\b", re.MULTILINE)
@@ -477,8 +489,7 @@ def _shell_rank(code: str, lead: str, name_hint: str | None, stubs: tuple[str, .
     calls = any(re.search(rf"(?<![\w/.-]){re.escape(stub)}\s+\w", line) for stub in stubs for line in lines
                 if not re.match(r"^\s*(echo|printf)\b", line))
     named = bool(name_hint) and (name_hint in code or name_hint in lead or name_hint in target)
-    return (not block_rejected(lead, code), calls and not implements, not implements, named, len(lines) >= 5,
-            len(code.strip()))
+    return (not block_rejected(lead, code), calls and not implements, not implements, named, len(lines) >= 5)
 
 
 def _only_one_offs(code: str) -> bool:
@@ -492,4 +503,4 @@ def _looks_like_cron(line: str) -> bool:
     return len(tokens) >= 6 and all(re.fullmatch(r"[0-9*/,\-]+", t) for t in tokens[:3])
 
 
-__all__ = ["Program", "defines", "is_python", "python_program", "shell_script"]
+__all__ = ["Program", "defines", "is_python", "python_program", "shell_script", "shell_scripts"]

@@ -8,7 +8,7 @@ The sandbox (``_bwrap_command``), built from bubblewrap, a kept tool, not by han
   namespaces; ``--disable-userns``: no further user namespace; ``--cap-drop ALL``; ``--new-session``;
   ``--die-with-parent``; uid and gid 65534 inside. bwrap sets no_new_privs.
 - The file system is a fresh root holding only: /usr and the /bin, /lib* links (read-only), /etc/ld.so.cache,
-  the interpreter's prefix (``sys.base_prefix``, read-only; never /root, the project, the venv or the cache),
+  for a program given a local time zone an /etc/localtime link to its tzdata file under /usr, the interpreter's prefix (``sys.base_prefix``, read-only; never /root, the project, the venv or the cache),
   a new /proc and a minimal /dev. The root and /dev are remounted read-only. The only writable places are
   size-limited tmpfs mounts: the work directory ``/work`` (cwd, HOME and TMPDIR), ``/tmp`` (scripts keep
   lock files there) and, for ``run_program``, each of ``writable_dirs``. Nothing written there outlives
@@ -79,6 +79,7 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import struct
@@ -302,15 +303,31 @@ def run_python_tests(answer_code: str, test_code: str, limits: Limits = Limits()
 # --------------------------------------------------------------------------------------------- programs
 
 
+def local_zone_file(zone: str) -> str | None:
+    """The tzdata file of ``zone`` (e.g. Asia/Kathmandu) on this machine, or None when tzdata lacks it."""
+    if not re.fullmatch(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", zone):
+        return None
+    path = f"/usr/share/zoneinfo/{zone}"
+    return path if os.path.isfile(path) else None
+
+
 def run_program(
     files: dict[str, str],
     argv: list[str],
     limits: Limits = Limits(),
     writable_dirs: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    local_zone: str | None = None,
 ) -> ProgramRun:
-    """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH."""
+    """Run ``argv`` in the sandbox's work directory, holding ``files``; ``bin/`` is first on PATH.
+
+    ``local_zone``: a zone whose tzdata file (``local_zone_file``) becomes /etc/localtime, the local time of a
+    program that has no TZ, as under cron (bubblewrap only; /usr, where tzdata lives, is already visible)."""
     iso = isolation().required()
+    zone_file = local_zone_file(local_zone) if local_zone else None
+    if local_zone and (zone_file is None or iso.mode != "bubblewrap"):
+        return ProgramRun(None, "", "", {}, False, f"the local time zone {local_zone} needs tzdata "
+                          f"(/usr/share/zoneinfo) and a bubblewrap sandbox", iso.summary)
     for directory in writable_dirs:
         if not directory.startswith("/") or ".." in directory.split("/") or directory.rstrip("/") in ("", WORKDIR):
             raise ValueError(f"writable_dirs must be absolute paths other than / and {WORKDIR}: {directory!r}")
@@ -330,7 +347,7 @@ def run_program(
         try:
             config = _harness_config(limits, "program", request_r, reply_w)
             proc = _start_sandboxed(iso, config, (request_r, reply_w), output, processes=True,
-                                    writable_dirs=writable_dirs)
+                                    writable_dirs=writable_dirs, zone_file=zone_file)
         except BaseException:
             os.close(request_w)
             os.close(reply_r)
@@ -395,7 +412,7 @@ def _harness_config(limits: Limits, mode: str, request_fd: int, reply_fd: int) -
 
 
 def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output, *, processes: bool,
-                     writable_dirs: tuple[str, ...] = ()) -> subprocess.Popen:
+                     writable_dirs: tuple[str, ...] = (), zone_file: str | None = None) -> subprocess.Popen:
     python = _interpreter()
     config = {**config, "pid_namespace": iso.mode == "bubblewrap"}
     argv = [python, "-I", "-B", "-c", _harness_source(), json.dumps(config)]
@@ -415,7 +432,8 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
             pass_fds.append(filter_fd)
         info_r, info_w = os.pipe()
         pass_fds.append(info_w)
-        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w, as_pid_1=processes)
+        command = _bwrap_command(iso, argv, tmpfs_bytes, writable_dirs, filter_fd, info_w, as_pid_1=processes,
+                                 zone_file=zone_file)
         cwd, env = "/", {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     try:
         proc = subprocess.Popen(
@@ -437,7 +455,8 @@ def _start_sandboxed(iso: Isolation, config: dict, fds: tuple[int, ...], output,
 
 
 def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_dirs: tuple[str, ...],
-                   filter_fd: int | None, info_fd: int | None = None, as_pid_1: bool = False) -> list[str]:
+                   filter_fd: int | None, info_fd: int | None = None, as_pid_1: bool = False,
+                   zone_file: str | None = None) -> list[str]:
     prefix = os.path.realpath(sys.base_prefix)
     visible = _visible_prefix(prefix) if iso.as_nobody else prefix
     command = [
@@ -452,6 +471,8 @@ def _bwrap_command(iso: Isolation, argv: list[str], tmpfs_bytes: int, writable_d
         elif os.path.isdir(top):
             command += ["--ro-bind", top, top]
     command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    if zone_file is not None:  # a tzdata file under the read-only /usr
+        command += ["--symlink", zone_file, "/etc/localtime"]
     if prefix != "/usr" and not prefix.startswith("/usr/"):
         command += ["--ro-bind", visible, prefix]
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmpfs_bytes), "--tmpfs", WORKDIR,

@@ -389,6 +389,21 @@ def test_shell_check_runs_scenarios_with_stub_commands():
     assert (result.status, result.detail) == ("fail", "no shell script (```bash, ```sh or ```shell) in the answer")
 
 
+def test_two_scripts_on_an_equal_footing_the_last_is_graded_and_a_difference_is_doubt():
+    good = """
+        set -uo pipefail
+        ids=$(podctl list) || exit 1
+        for id in $ids; do podctl stop "$id" && echo "$(date -u +%FT%T) $id" >>/var/log/x.log; done
+    """
+    faster = "for id in $(podctl list); do podctl stop $id; echo \"$(date -u +%FT%T) $id\" >>/var/log/x.log; done\n"
+    result = check(fenced("bash", good) + "A faster version, the one to deploy:\n" + fenced("bash", faster), **shell_spec())
+    assert (result.status, result.detail) == ("fail", "1 of 2 scenarios pass; listing fails: exit status 0, expected non-zero")
+    assert result.doubt == "the answer gives 2 scripts that behave differently (another one: 2 of 2 scenarios pass); " \
+                           "the last one is graded"
+    same = check(fenced("bash", good) + "Or, the same:\n" + fenced("bash", good + "\n# done\n"), **shell_spec())
+    assert (same.status, same.doubt) == ("pass", None)
+
+
 def test_executed_checks_carry_the_isolation_they_ran_under_and_static_checks_none():
     answer = fenced("python", "def add(a, b):\n    return a + b")
     executed = check(answer, type="python", code="import answer\n\ndef test_add():\n    assert answer.add(1, 2) == 3\n")
@@ -636,7 +651,7 @@ def test_program_keeps_only_the_imports_its_definitions_use():
     assert code.startswith("import hmac\nimport typing\n") and "flask" not in code and "pytest" not in code
 
 
-def test_shell_script_from_a_here_document_or_the_largest_real_block():
+def test_shell_script_from_a_here_document_or_the_real_block():
     from generator.program import shell_script
 
     installer = fenced("bash", """

@@ -696,3 +696,20 @@ def test_an_unsandboxed_code_check_says_so_in_its_detail(monkeypatch):
     assert (result.status, result.detail) == (
         "pass", "1 of 1 tests pass; NOT sandboxed (bubblewrap (bwrap) is not installed; allowed by "
                 "BENCH_ALLOW_UNSANDBOXED)"), result
+
+
+@needs_bwrap
+def test_a_program_given_a_local_zone_sees_it_as_etc_localtime_as_under_cron():
+    script = "echo \"env=${TZ-unset} $(date +%z)\"; TZ=UTC; echo \"unexported $(date +%z)\"; export TZ; date +%z\n"
+    run = run_program({"t.sh": script}, ["bash", "t.sh"], local_zone="Asia/Kathmandu")
+    assert run.stdout.split("\n")[:3] == ["env=unset +0545", "unexported +0545", "+0000"], run.stdout
+    assert run_program({"t.sh": "date +%z"}, ["sh", "t.sh"]).stdout == "+0000\n"  # no /etc/localtime: UTC
+
+
+@needs_bwrap
+def test_a_local_zone_is_a_tzdata_name_or_refused():
+    assert sandbox.local_zone_file("Asia/Kathmandu") == "/usr/share/zoneinfo/Asia/Kathmandu"
+    for bad in ("../../etc/shadow", "/etc/passwd", "Asia/../../etc", "Nowhere/Atlantis", ""):
+        assert sandbox.local_zone_file(bad) is None, bad
+    run = run_program({"t.sh": "date"}, ["sh", "t.sh"], local_zone="Nowhere/Atlantis")
+    assert run.exit_code is None and "needs tzdata" in run.error
