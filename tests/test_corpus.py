@@ -132,7 +132,7 @@ def _check_each_answer_once(bench: config.Benchmark, texts: dict[str, str], cach
     task = bench.tasks[0]
     store = cache_mod.AnswerCache.open(cache_dir)
     try:
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(8) as pool:  # checks mostly wait (stub delays, sandboxes starting)
             results = dict(zip(texts, pool.map(lambda name: objective_checks(task, texts[name]), texts)))
         for name, text in texts.items():
             store.put_checks(checks_key(task, sha256(text)), results[name])
