@@ -54,6 +54,8 @@ SCENARIO_WORKERS = 3
 _REGEX_FLAGS = {"IGNORECASE": (re.IGNORECASE, "i"), "MULTILINE": (re.MULTILINE, "m"), "DOTALL": (re.DOTALL, "s")}
 _NEGATION = re.compile(r"\b(no|not|never|without|neither|nor|none|lacks?|cannot|instead of|rather than|"
                        r"isn't|aren't|doesn't|don't|didn't|wasn't|won't|has no|there is no)\b|n't\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")  # closing quotes included: '"X is so." No.'
+_REFUTED = re.compile(r"(no|false|wrong|nope|myth|not (true|so|really|quite))\b\s*[.,!:;\u2014-]", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n\s*[-*+]\s+|\n\s*\d+[.)]\s+")
 # Scripts run as under cron: no TZ in their environment, local time from /etc/localtime, here UTC+5:45, so a
 # local time can never pass as UTC and `TZ=UTC` without `export` (which date never sees) is caught. Without
@@ -270,10 +272,14 @@ def _contains(check: ContainsCheck, answer: ParsedAnswer) -> Outcome:
 
 def _negated(text: str, index: int, end: int | None = None) -> bool:
     """Whether the sentence holding ``index`` negates before it ("there is no X", "X? No, ..." is not), or,
-    given ``end``, anywhere from the sentence's start to ``end`` ("a Character never puppets an Account")."""
+    given ``end``, anywhere from the sentence's start to ``end`` ("a Character never puppets an Account"); or
+    whether the next sentence refutes it ('"Builders write in a special language." No. It is all Python.')."""
     starts = [m.end() for m in _SENTENCE.finditer(text, 0, index)]
     start = starts[-1] if starts else 0
-    return bool(_NEGATION.search(text[start:index if end is None else end]))
+    if _NEGATION.search(text[start:index if end is None else end]):
+        return True
+    following = _SENTENCE_END.search(text, end if end is not None else index)
+    return bool(following and _REFUTED.match(text, following.end()))
 
 
 def _regex(check: RegexCheck, answer: ParsedAnswer) -> Outcome:
@@ -602,6 +608,7 @@ class CronLine:
 
 
 _SYSTEM_CRONTAB = re.compile(r"/etc/crontab\b|/etc/cron\.d\b")
+_USER_CRONTAB = re.compile(r"\bcrontab\s+-(e\b|u\b|l\b|(?=\s|$))|\bcrontab\s+\S+\.(txt|cron)\b")
 _BUILTINS = {"cd", "exec", "test", "[", ".", "source", "export", "env", "nice", "ionice", "timeout", "sh", "bash",
              "flock", "run-parts", "sleep", "true", "false", "echo", "printf", "cat", "sudo", "su", "chronic", "logger",
              "cronic", "run-one", "setlock", "lckdo", "solo", "systemd-cat", "systemd-run", "docker", "podctl"}
@@ -615,17 +622,27 @@ def crontab_lines(answer: ParsedAnswer) -> list[CronLine]:
     ``root`` as the command, so such a line is a problem there.
     """
     system = bool(_SYSTEM_CRONTAB.search(answer.text))
-    return [_with_user_field(line, system) for line in _crontab_lines(answer)]
+    return [_with_user_field(line, system, _system_block(context)) for line, context in _crontab_lines(answer)]
 
 
-def _with_user_field(line: CronLine, system: bool) -> CronLine:
+def _system_block(context: str | None) -> bool:
+    """Whether a block (its lead-in and code) puts its lines in /etc/crontab or /etc/cron.d, and nowhere else."""
+    return bool(context and _SYSTEM_CRONTAB.search(context) and not _USER_CRONTAB.search(context))
+
+
+def _with_user_field(line: CronLine, system: bool, system_block: bool = False) -> CronLine:
     words = line.command.split()
-    if line.problem or len(words) < 2 or not _looks_like_user(words[0]):
+    if line.problem or not words:
         return line
-    if system:
-        return CronLine(line.schedule, " ".join(words[1:]), None)
-    return CronLine(line.schedule, line.command, f'"{words[0]}" is a user field, which only /etc/crontab and '
-                                                  f"/etc/cron.d take: in a user crontab cron runs {words[0]!r} as the command")
+    if len(words) >= 2 and _looks_like_user(words[0]):
+        if system:
+            return CronLine(line.schedule, " ".join(words[1:]), None)
+        return CronLine(line.schedule, line.command, f'"{words[0]}" is a user field, which only /etc/crontab and '
+                                                      f"/etc/cron.d take: in a user crontab cron runs {words[0]!r} as the command")
+    if system_block:  # crontab(5): lines of /etc/crontab and /etc/cron.d name the user before the command
+        return CronLine(line.schedule, line.command, f"a line for /etc/cron.d or /etc/crontab needs a user field "
+                                                      f"before the command: cron would take {words[0]!r} as the user")
+    return line
 
 
 def _looks_like_user(word: str) -> bool:
@@ -635,17 +652,18 @@ def _looks_like_user(word: str) -> bool:
     return bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", word)) and word not in _BUILTINS and shutil.which(word) is None
 
 
-def _crontab_lines(answer: ParsedAnswer) -> list[CronLine]:
-    sources = [line for block in answer.blocks for line in block.code.splitlines()]
-    sources += list(answer.inline_code) + answer.prose.splitlines()
-    found: list[CronLine] = []
+def _crontab_lines(answer: ParsedAnswer) -> list[tuple[CronLine, str | None]]:
+    """Each crontab line with the block it is in (lead-in and code), or None for inline code and prose."""
+    sources = [(line, block.lead + "\n" + block.code) for block in answer.blocks for line in block.code.splitlines()]
+    sources += [(text, None) for text in [*answer.inline_code, *answer.prose.splitlines()]]
+    found: list[tuple[CronLine, str | None]] = []
     seen: set[tuple[str, str]] = set()
-    for source in sources:
+    for source, context in sources:
         for candidate in [source, *(q for _, q in _QUOTED.findall(source))]:
             line = _cron_line(candidate)
             if line and (line.schedule, line.command) not in seen:
                 seen.add((line.schedule, line.command))
-                found.append(line)
+                found.append((line, context))
     return found
 
 

@@ -819,6 +819,27 @@ def test_a_user_field_is_accepted_only_in_a_system_crontab(given, passes):
         assert '"root" is a user field' in result.detail
 
 
+@pytest.mark.parametrize("given, passes", [
+    ("Create /etc/cron.d/fleet-burndown containing:\n\n```cron\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", False),
+    ("```\n# /etc/crontab\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", False),
+    ("Add it with `crontab -e`, or put it in /etc/cron.d with a user field:\n\n```\n*/15 * * * * /opt/fleet/burndown.sh\n```\n",
+     True),
+    ("Create /etc/cron.d/fleet-burndown containing:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", True),
+])
+def test_a_line_for_a_system_crontab_needs_its_user_field(given, passes):
+    result = check(given, **EVERY_15)
+    assert result.passed == passes, result.detail
+    if not passes:
+        assert "needs a user field before the command: cron would take '/opt/fleet/burndown.sh' as the user" in result.detail
+
+
+def test_a_claim_refuted_by_the_next_sentence_is_not_made():
+    spec = dict(type="not_contains", any_of=["in-game language"], negation_aware=True, **{"in": "prose"})
+    assert check('Myths. "Builders write game logic in an in-game language." No. It is all Python.\n', **spec).passed
+    assert not check("Builders write game logic in an in-game language. No other engine does.\n", **spec).passed
+    assert not check("Builders write game logic in an in-game language. Nothing else is needed.\n", **spec).passed
+
+
 @pytest.mark.parametrize("lead, rejected", [
     ("For contrast, this is the version you often see — **don't do this**:", True),
     ("## ⚠️ A tempting \"fix\" that is still wrong\n\nIt looks faster:", True),
