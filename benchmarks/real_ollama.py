@@ -17,14 +17,12 @@ Nothing is written into the project; answers stay in the temporary folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
@@ -33,19 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from generator import cache as cache_mod  # noqa: E402
+from generator import config  # noqa: E402
+from generator.errors import ProviderError  # noqa: E402
 from generator.machines import ollama_host  # noqa: E402
-
-
-def _post(host: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{host}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read() or b"{}")
-
-
-def _get(host: str, path: str) -> dict:
-    with urllib.request.urlopen(f"{host}{path}", timeout=30) as response:
-        return json.loads(response.read())
+from generator.plan import cell_key  # noqa: E402
+from generator.providers import OllamaProvider  # noqa: E402
 
 
 def _bench(host: str, models: list[str], think_model: str | None) -> dict:
@@ -73,16 +63,16 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", required=True, metavar="TAG")
     args = parser.parse_args()
     host = ollama_host(args.host)
+    provider = OllamaProvider(config.ModelSpec(id="check", model=args.models[0], host=host), timeout_s=120)
     try:
-        version = _get(host, "/api/version")["version"]
-    except OSError as e:
-        print(f"no Ollama at {host} ({e}); start one, or pass OLLAMA_HOST=host:port")
+        details = provider.probe(args.models[0])  # the run's own probe: version, capabilities
+    except ProviderError as e:
+        print(f"{e.reason}; start Ollama there, or pass OLLAMA_HOST=host:port and MODELS it has")
         return 2
-    shown = _post(host, "/api/show", {"model": args.models[0]})
-    caps = shown.get("capabilities")
+    version, caps = details.server_version, details.capabilities
     think_model = args.models[0] if caps is not None and "thinking" not in caps else None
     for tag in args.models:  # unloaded, so the first run measures a real load
-        _post(host, "/api/generate", {"model": tag, "keep_alive": 0})
+        provider._client.generate(model=tag, keep_alive=0)
     problems: list[str] = []
 
     def check(ok: bool, what: str) -> None:
@@ -98,9 +88,6 @@ def main() -> int:
         print(f"Ollama {version} at {host}; first run {wall:.1f} s: {first.stdout.strip()}")
         print("  " + first.stderr.strip().replace("\n", "\n  "))
         store = cache_mod.AnswerCache.open(folder / "cache")
-        from generator import config
-        from generator.plan import cell_key
-
         loaded = config.load(folder / "benchmark.yaml")
         n_tasks = len(loaded.tasks)
         rows = []
