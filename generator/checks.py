@@ -452,8 +452,9 @@ def _shell(check: ShellCheck, answer: ParsedAnswer) -> Outcome:
 def _scenarios(check: ShellCheck, script: str, runner: str) -> Outcome:
     # Scenarios are independent sandboxes that mostly wait on stubs and sleeps: run a few at once.
     isolations: set[str] = set()
+    zone = _local_zone()
     with ThreadPoolExecutor(SCENARIO_WORKERS) as pool:
-        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner, isolations.add),
+        whys = list(pool.map(lambda scenario: _scenario(check, scenario, script, runner, zone, isolations.add),
                              check.scenarios))
     failures = [f"{scenario.name}: {why}" for scenario, why in zip(check.scenarios, whys) if why]
     passed = len(check.scenarios) - len(failures)
@@ -479,7 +480,12 @@ def _cron_runner(answer: ParsedAnswer, name: str | None, target: str) -> str:
     return f"bash {target}"
 
 
-def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
+def _local_zone() -> str | None:
+    """LOCAL_ZONE when this machine can show it as /etc/localtime in the sandbox, else None (TZ is set)."""
+    return LOCAL_ZONE if sandbox.local_zone_file(LOCAL_ZONE) and sandbox.isolation().mode == "bubblewrap" else None
+
+
+def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str, zone: str | None = None,
               seen=lambda isolation: None) -> str | None:
     """Why the scenario fails, or None when it passes; ``seen`` is told the isolation it ran under."""
     target = runner.split()[-1]
@@ -491,10 +497,7 @@ def _scenario(check: ShellCheck, scenario: Scenario, script: str, runner: str,
     argv = ["bash", "driver.sh", str(scenario.runs), "1" if scenario.concurrent else "0"]
     limits = sandbox.Limits(wall_s=check.timeout_s, cpu_s=max(1, math.ceil(check.timeout_s)))
     before = datetime.now(timezone.utc)
-    if sandbox.local_zone_file(LOCAL_ZONE) and sandbox.isolation().mode == "bubblewrap":
-        zone, env = LOCAL_ZONE, dict(scenario.env)
-    else:
-        zone, env = None, {"TZ": _TZ, **scenario.env}
+    env = dict(scenario.env) if zone else {"TZ": _TZ, **scenario.env}
     run = sandbox.run_program(files, argv, limits, writable_dirs=tuple(check.writable_dirs), env=env,
                               local_zone=zone)
     seen(run.isolation)

@@ -806,31 +806,26 @@ def test_shell_log_set_is_exact_no_line_for_a_failed_stop():
     assert check(logs_failure_as_failure, **spec).passed
 
 
-@pytest.mark.parametrize("given, passes", [
-    ("Run `sudo crontab -e` and add:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", False),
-    ("Put this in /etc/cron.d/fleet:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", True),
-    ("Add to /etc/crontab:\n\n```\n*/15 * * * * fleet /opt/fleet/burndown.sh\n```\n", True),
-    ("```\n*/15 * * * * bash /opt/fleet/burndown.sh\n```\n", True),
-])
-def test_a_user_field_is_accepted_only_in_a_system_crontab(given, passes):
-    result = check(given, **EVERY_15)
-    assert result.passed == passes, result.detail
-    if not passes:
-        assert '"root" is a user field' in result.detail
+ROOT_IN_USER_CRONTAB = '"root" is a user field'
+NO_USER_FIELD = "needs a user field before the command: cron would take '/opt/fleet/burndown.sh' as the user"
 
 
-@pytest.mark.parametrize("given, passes", [
-    ("Create /etc/cron.d/fleet-burndown containing:\n\n```cron\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", False),
-    ("```\n# /etc/crontab\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", False),
+@pytest.mark.parametrize("given, problem", [
+    ("Run `sudo crontab -e` and add:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", ROOT_IN_USER_CRONTAB),
+    ("Put this in /etc/cron.d/fleet:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", None),
+    ("Add to /etc/crontab:\n\n```\n*/15 * * * * fleet /opt/fleet/burndown.sh\n```\n", None),
+    ("```\n*/15 * * * * bash /opt/fleet/burndown.sh\n```\n", None),
+    ("Create /etc/cron.d/fleet-burndown containing:\n\n```cron\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", NO_USER_FIELD),
+    ("```\n# /etc/crontab\n*/15 * * * * /opt/fleet/burndown.sh\n```\n", NO_USER_FIELD),
     ("Add it with `crontab -e`, or put it in /etc/cron.d with a user field:\n\n```\n*/15 * * * * /opt/fleet/burndown.sh\n```\n",
-     True),
-    ("Create /etc/cron.d/fleet-burndown containing:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", True),
+     None),
+    ("Create /etc/cron.d/fleet-burndown containing:\n\n```\n*/15 * * * * root /opt/fleet/burndown.sh\n```\n", None),
 ])
-def test_a_line_for_a_system_crontab_needs_its_user_field(given, passes):
+def test_a_user_field_only_and_always_in_a_system_crontab(given, problem):
     result = check(given, **EVERY_15)
-    assert result.passed == passes, result.detail
-    if not passes:
-        assert "needs a user field before the command: cron would take '/opt/fleet/burndown.sh' as the user" in result.detail
+    assert result.passed == (problem is None), result.detail
+    if problem:
+        assert problem in result.detail
 
 
 def test_a_claim_refuted_by_the_next_sentence_is_not_made():

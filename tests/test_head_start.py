@@ -4,6 +4,7 @@ no stored answer can serve the run (generator/head_start.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def _num_ctx(data, value=4096):
 def _bench_process(isolated, *args):
     """`python -m generator` as a user's `bench` runs: a new process, head start included."""
     return subprocess.run([sys.executable, "-m", "generator", *args], cwd=isolated, capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def _loads_asked(server):

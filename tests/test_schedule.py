@@ -49,9 +49,8 @@ def test_two_hosts_on_one_machine_take_turns_and_say_so(isolated, capsys):
             f"models are called one after the other") in capsys.readouterr().err
 
 
-def test_an_answer_says_when_another_call_ran_on_its_machine(server, isolated):
-    from generator import cache as cache_mod
-
+def _two_calls_at_once(server, isolated):
+    """A benchmark whose host takes two calls at once, each answer streamed over 0.2 s; run once."""
     for m in server.models.values():
         m.chunk_delay_s = 0.05
     bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
@@ -59,6 +58,13 @@ def test_an_answer_says_when_another_call_ran_on_its_machine(server, isolated):
     data["defaults"]["concurrency_per_host"] = 2
     bench.write_text(yaml.safe_dump(data))
     bench_cli("run", "--config", str(bench))
+    return bench
+
+
+def test_an_answer_says_when_another_call_ran_on_its_machine(server, isolated):
+    from generator import cache as cache_mod
+
+    bench = _two_calls_at_once(server, isolated)
     store = cache_mod.AnswerCache.open(isolated / "cache")
     keys = [k.split(":", 1)[1] for k in store._store.iterkeys() if str(k).startswith("answer:")]
     assert all(store.answer(k).machine_busy for k in keys)
@@ -73,13 +79,7 @@ def test_an_answer_says_when_another_call_ran_on_its_machine(server, isolated):
 
 
 def test_concurrency_per_host_puts_that_many_calls_in_flight(server, isolated):
-    for m in server.models.values():
-        m.chunk_delay_s = 0.05
-    bench = write_bench(isolated / "benchmark.yaml", big_host=server.url)
-    data = yaml.safe_load(bench.read_text())
-    data["defaults"]["concurrency_per_host"] = 2
-    bench.write_text(yaml.safe_dump(data))
-    bench_cli("run", "--config", str(bench))
+    _two_calls_at_once(server, isolated)
     starts = [t for t, m in _spans(server) if m == "gemma3:27b"]
     assert starts[1] - starts[0] < 0.15  # the second call did not wait for the first (0.2 s) to finish
     assert len(server.generations()) == 8
